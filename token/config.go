@@ -1,0 +1,157 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// MinExpiration is the shortest token lifetime Config accepts, in seconds.
+// Clients treat a shorter expires_in as 60 s anyway and would reuse an
+// expired token.
+const MinExpiration = 60
+
+// maxExpiration keeps Expiration*time.Second from overflowing.
+const maxExpiration = math.MaxInt64 / int64(time.Second)
+
+// Config is the `token:` section of auth_config.yml (docker_auth's keys plus
+// Gatehouse's):
+//
+//	token:
+//	  issuer: "Acme auth server"   # must equal the registry's auth.token.issuer
+//	  expiration: 900              # seconds, at least 60
+//	  certificate: /ssl/token.pem  # PEM certificate (chain) of the signing key
+//	  key: /ssl/token.key          # PEM private key: RSA (RS256) or EC P-256/384/521 (ES256/384/512)
+//	  x5c: true                    # put the certificate chain in every token header (default true)
+//	  kid: libtrust                # libtrust (default) | thumbprint | none
+//	  generate_if_missing: false   # development: create a self-signed P-256 key+cert when both files are absent, and log it
+//
+// With x5c (the default) both registry v2.8 and v3 verify tokens against a
+// rootcertbundle holding the certificate (or its CA) whatever the kid; kid
+// matters for registries that do not use x5c: libtrust for v2.x, thumbprint
+// for v3.1+ bundle-only, or a JWKS listing the key under the chosen kid.
+type Config struct {
+	// Issuer is the iss claim; it must equal the registry's issuer.
+	Issuer string `yaml:"issuer"`
+	// Expiration is the token lifetime in seconds, at least MinExpiration.
+	Expiration int64 `yaml:"expiration"`
+	// Certificate is the path of the PEM certificate chain, leaf first.
+	Certificate string `yaml:"certificate"`
+	// Key is the path of the PEM private key (PKCS#1, PKCS#8 or SEC 1).
+	Key string `yaml:"key"`
+	// X5C puts the certificate chain in the x5c header; nil means true.
+	X5C *bool `yaml:"x5c"`
+	// KID selects the kid header: KIDLibtrust (default when empty),
+	// KIDThumbprint or KIDNone.
+	KID string `yaml:"kid"`
+	// GenerateIfMissing creates a self-signed development key and
+	// certificate when both files are absent.
+	GenerateIfMissing bool `yaml:"generate_if_missing"`
+	// DisableLegacyKeyID is docker_auth's switch, accepted for
+	// compatibility: it means kid: thumbprint (and conflicts with any other
+	// kid).
+	DisableLegacyKeyID bool `yaml:"disable_legacy_key_id"`
+}
+
+// Validate checks the section without touching files and returns every
+// problem, joined, each placed at its key with cfgerr.At (paths relative to
+// the section): issuer is required, expiration must be at least
+// MinExpiration seconds, certificate and key are required (the caller fills
+// them in from the server's TLS files beforehand if it offers that
+// fallback), and kid must be one of the KID constants.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key string, format string, args ...any) {
+		errs = append(errs, cfgerr.At(fmt.Errorf("token: "+format, args...), key))
+	}
+	if c.Issuer == "" {
+		add("issuer", "issuer is required (it must equal the registry's auth.token.issuer)")
+	}
+	switch {
+	case c.Expiration == 0:
+		add("expiration", "expiration is required (token lifetime in seconds, at least %d)", MinExpiration)
+	case c.Expiration < MinExpiration:
+		add("expiration", "expiration must be at least %d seconds, got %d", MinExpiration, c.Expiration)
+	case c.Expiration > maxExpiration:
+		add("expiration", "expiration %d seconds is too large", c.Expiration)
+	}
+	if c.Certificate == "" {
+		add("certificate", "certificate is required (PEM certificate of the signing key)")
+	}
+	if c.Key == "" {
+		add("key", "key is required (PEM private key)")
+	}
+	switch c.KID {
+	case "", KIDLibtrust, KIDThumbprint, KIDNone:
+	default:
+		add("kid", "kid must be %s, %s or %s, got %q", KIDLibtrust, KIDThumbprint, KIDNone, c.KID)
+	}
+	if c.DisableLegacyKeyID && c.KID != "" && c.KID != KIDThumbprint {
+		add("disable_legacy_key_id", "disable_legacy_key_id means kid: %s and conflicts with kid: %s; remove one of them", KIDThumbprint, c.KID)
+	}
+	return errors.Join(errs...)
+}
+
+// kidMode returns the effective kid format of a valid Config.
+func (c *Config) kidMode() string {
+	switch {
+	case c.KID != "":
+		return c.KID
+	case c.DisableLegacyKeyID:
+		return KIDThumbprint
+	}
+	return KIDLibtrust
+}
+
+// x5c reports whether the certificate chain goes in the header.
+func (c *Config) x5c() bool { return c.X5C == nil || *c.X5C }
+
+// NewSigner validates the section, loads the key pair and returns a Signer.
+//
+// With GenerateIfMissing and both files absent it first creates a
+// self-signed P-256 development key and certificate (key file mode 0600,
+// missing parent directories 0700) and logs a warning through the logger set
+// with WithLogger (slog.Default otherwise). If only one of the files exists
+// that is an error naming the missing one.
+//
+// Errors are placed with cfgerr.At at "certificate" or "key": file
+// unreadable, not PEM, key type unsupported (RSA and ECDSA P-256/384/521
+// only: Ed25519 is rejected because registries v2.8 cannot verify it), key
+// not matching the certificate, certificate expired or not yet valid at the
+// time of the clock set with WithClock.
+func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Signer{now: time.Now}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	generated := false
+	if c.GenerateIfMissing {
+		var err error
+		if generated, err = generateIfMissing(c.Certificate, c.Key, s.now()); err != nil {
+			return nil, err
+		}
+	}
+	kp, err := loadKeyPair(c.Certificate, c.Key, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.init(c, kp); err != nil {
+		return nil, err
+	}
+	if generated {
+		s.log.Warn("token: generated a self-signed development signing key and certificate; do not use them in production",
+			"certificate", c.Certificate, "key", c.Key, "alg", s.alg, "kid", s.kid,
+			"not_after", kp.certs[0].NotAfter.UTC().Format(time.RFC3339))
+	}
+	return s, nil
+}
