@@ -1,0 +1,207 @@
+package harness
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// KeyType is the kind of token signing key Gatehouse is given.
+type KeyType string
+
+// The key types every scenario runs with.
+const (
+	RSA2048 KeyType = "RSA-2048"
+	ECP256  KeyType = "EC-P256"
+)
+
+// KeyTypes lists the key types every scenario runs with.
+var KeyTypes = []KeyType{RSA2048, ECP256}
+
+// Alg is the JWS algorithm a token signed with this key type must carry.
+func (k KeyType) Alg() string {
+	if k == ECP256 {
+		return "ES256"
+	}
+	return "RS256"
+}
+
+// signingMaterial is a generated key and its self-signed certificate, PEM encoded.
+type signingMaterial struct {
+	certDER, certPEM, keyPEM []byte
+	public                   crypto.PublicKey
+}
+
+// SigningKey is a token signing key and certificate written to disk for one
+// environment.
+type SigningKey struct {
+	Type     KeyType
+	CertPath string // PEM certificate: Gatehouse's token.certificate and the registry's rootcertbundle
+	KeyPath  string // PEM private key: Gatehouse's token.key
+	CertDER  []byte // the certificate, DER: what an x5c header must carry
+	Public   crypto.PublicKey
+}
+
+var (
+	materialMu sync.Mutex
+	material   = map[KeyType]*signingMaterial{}
+)
+
+// WriteSigningKey writes a key of type kt and its self-signed certificate to
+// dir. Keys are generated once per test binary and type (RSA generation is
+// the slow part), the files are per environment.
+func WriteSigningKey(t testing.TB, kt KeyType, dir string) SigningKey {
+	t.Helper()
+	m, err := materialFor(kt)
+	if err != nil {
+		t.Fatalf("generating %s signing key: %v", kt, err)
+	}
+	k := SigningKey{
+		Type:     kt,
+		CertPath: filepath.Join(dir, "token.pem"),
+		KeyPath:  filepath.Join(dir, "token.key"),
+		CertDER:  m.certDER,
+		Public:   m.public,
+	}
+	if err := os.WriteFile(k.CertPath, m.certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(k.KeyPath, m.keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func materialFor(kt KeyType) (*signingMaterial, error) {
+	materialMu.Lock()
+	defer materialMu.Unlock()
+	if m, ok := material[kt]; ok {
+		return m, nil
+	}
+	m, err := generate(kt)
+	if err != nil {
+		return nil, err
+	}
+	material[kt] = m
+	return m, nil
+}
+
+// generate makes a key and a self-signed certificate for it, as
+// `openssl req -x509 -newkey ...` does for the docker_auth setup: the RSA key
+// is written as PKCS#8 ("PRIVATE KEY", what OpenSSL 3 writes), the EC key as
+// SEC 1 ("EC PRIVATE KEY", what `openssl ecparam -genkey` writes), so both
+// encodings are exercised.
+func generate(kt KeyType) (*signingMaterial, error) {
+	var (
+		signer crypto.Signer
+		block  *pem.Block
+	)
+	switch kt {
+	case RSA2048:
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		signer, block = k, &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+	case ECP256:
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		signer, block = k, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+	default:
+		return nil, fmt.Errorf("unknown key type %q", kt)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "gatehouse e2e token signer"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	if err != nil {
+		return nil, err
+	}
+	return &signingMaterial{
+		certDER: certDER,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}),
+		keyPEM:  pem.EncodeToMemory(block),
+		public:  signer.Public(),
+	}, nil
+}
+
+// LibtrustKeyID is the key ID docker/libtrust (and so registry v2.8) gives a
+// public key: SHA-256 of its PKIX DER, first 30 bytes, base32, in 12 groups
+// of 4 joined by ':'. Computed here independently of Gatehouse.
+func LibtrustKeyID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	s := strings.TrimRight(base32.StdEncoding.EncodeToString(sum[:30]), "=")
+	groups := make([]string, 0, 12)
+	for i := 0; i < len(s); i += 4 {
+		groups = append(groups, s[i:i+4])
+	}
+	return strings.Join(groups, ":"), nil
+}
+
+// DistributionThumbprint is the key ID registry v3.1 gives a rootcertbundle
+// key (registry/auth/token GetJWKThumbprint): an RFC 7638 style thumbprint
+// whose EC coordinates are big.Int.Bytes(), without left padding.
+func DistributionThumbprint(pub crypto.PublicKey) (string, error) {
+	b64 := base64.RawURLEncoding.EncodeToString
+	var payload string
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		payload = fmt.Sprintf(`{"e":"%s","kty":"RSA","n":"%s"}`,
+			b64(big.NewInt(int64(k.E)).Bytes()), b64(k.N.Bytes()))
+	case *ecdsa.PublicKey:
+		ecdh, err := k.ECDH()
+		if err != nil {
+			return "", err
+		}
+		raw := ecdh.Bytes() // 0x04 || X || Y, fixed width
+		size := (len(raw) - 1) / 2
+		x := new(big.Int).SetBytes(raw[1 : 1+size])
+		y := new(big.Int).SetBytes(raw[1+size:])
+		payload = fmt.Sprintf(`{"crv":"%s","kty":"EC","x":"%s","y":"%s"}`,
+			k.Curve.Params().Name, b64(x.Bytes()), b64(y.Bytes()))
+	default:
+		return "", fmt.Errorf("unsupported key type %T", pub)
+	}
+	sum := sha256.Sum256([]byte(payload))
+	return b64(sum[:]), nil
+}
