@@ -1,0 +1,72 @@
+// Package authn holds Gatehouse's authenticators: the backends that check an
+// account and password and say which labels the account carries.
+//
+// Every backend implements Authenticator and reports its outcome with the
+// sentinel errors below, checked with errors.Is:
+//
+//   - nil: the password is right; the labels feed the ACL.
+//   - ErrNoMatch: the backend does not know the account; the next
+//     authenticator in the chain is asked (docker_auth's semantics).
+//   - ErrWrongPassword: the backend knows the account and the password is
+//     wrong; the chain stops and the client gets 401.
+//   - ErrUnavailable (wrapped with the reason): the backend could not answer;
+//     the client gets 503, never 401.
+//
+// Backends own a typed Config whose doc comment shows its YAML, and a
+// constructor that validates it; nothing registers itself in init.
+package authn
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+)
+
+// Sentinel outcomes of Authenticate.
+var (
+	// ErrNoMatch means the backend does not know the account.
+	ErrNoMatch = errors.New("authn: no such account")
+	// ErrWrongPassword means the account exists and the password is wrong.
+	ErrWrongPassword = errors.New("authn: wrong password")
+	// ErrUnavailable means the backend failed to answer; it is wrapped
+	// together with the precise reason, which is logged and never sent to
+	// the client.
+	ErrUnavailable = errors.New("authn: backend unavailable")
+)
+
+// Labels are an account's attributes as the ACL sees them: key → values.
+type Labels map[string][]string
+
+// Clone returns a deep copy of l (nil stays nil).
+func (l Labels) Clone() Labels {
+	if l == nil {
+		return nil
+	}
+	out := make(Labels, len(l))
+	for k, v := range l {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// Keys returns the label keys in sorted order.
+func (l Labels) Keys() []string {
+	return slices.Sorted(maps.Keys(l))
+}
+
+// Authenticator checks credentials against one backend.
+type Authenticator interface {
+	// Name identifies the backend in logs and metrics, e.g. "static".
+	Name() string
+	// Authenticate checks password for account. It honours ctx's deadline.
+	// See the package documentation for the meaning of the errors.
+	Authenticate(ctx context.Context, account, password string) (Labels, error)
+}
+
+// BcryptCoster is implemented by backends that compare bcrypt hashes. The
+// chain uses the highest cost to size the fake comparison it runs for
+// unknown accounts, so they cost as much as a wrong password.
+type BcryptCoster interface {
+	MaxBcryptCost() int
+}
