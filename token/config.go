@@ -90,7 +90,7 @@ func (c *Config) Validate() error {
 	default:
 		add("kid", "kid must be %s, %s or %s, got %q", KIDLibtrust, KIDThumbprint, KIDNone, c.KID)
 	}
-	if c.DisableLegacyKeyID && c.KID != "" && c.KID != KIDThumbprint {
+	if c.DisableLegacyKeyID && (c.KID == KIDLibtrust || c.KID == KIDNone) {
 		add("disable_legacy_key_id", "disable_legacy_key_id means kid: %s and conflicts with kid: %s; remove one of them", KIDThumbprint, c.KID)
 	}
 	return errors.Join(errs...)

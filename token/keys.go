@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,13 +59,7 @@ func loadCertificates(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("token: reading certificate: %w", err)
 	}
 	var certs []*x509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
+	for block := range pemBlocks(data) {
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
@@ -94,19 +89,26 @@ func loadPrivateKey(path string) (crypto.Signer, error) {
 	return key, nil
 }
 
+// pemBlocks yields the PEM blocks of data in order, ignoring text around
+// them.
+func pemBlocks(data []byte) iter.Seq[*pem.Block] {
+	return func(yield func(*pem.Block) bool) {
+		for {
+			var block *pem.Block
+			if block, data = pem.Decode(data); block == nil || !yield(block) {
+				return
+			}
+		}
+	}
+}
+
 // parsePrivateKey decodes the first private key block of PEM data: PKCS#1
 // ("RSA PRIVATE KEY"), SEC 1 ("EC PRIVATE KEY") or PKCS#8 ("PRIVATE KEY").
 // Blocks that are not keys, such as the "EC PARAMETERS" block written by
 // openssl ecparam or certificates, are skipped.
 func parsePrivateKey(data []byte) (crypto.Signer, error) {
 	var seen []string
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
+	for block := range pemBlocks(data) {
 		if strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
 			return nil, errors.New("encrypted PEM keys are not supported; decrypt it with openssl pkey")
 		}

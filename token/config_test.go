@@ -1,0 +1,70 @@
+package token
+
+import (
+	"testing"
+)
+
+func validConfig() Config {
+	return Config{Issuer: "Acme auth server", Expiration: 900, Certificate: "/ssl/token.pem", Key: "/ssl/token.key"}
+}
+
+func TestValidate(t *testing.T) {
+	f := false
+	tests := []struct {
+		name      string
+		modify    func(*Config)
+		wantPaths []string
+		wantMsg   string // substring of the joined message
+		wantKID   string
+		wantX5C   bool
+	}{
+		{name: "valid minimal", modify: func(*Config) {}, wantKID: KIDLibtrust, wantX5C: true},
+		{name: "all keys", modify: func(c *Config) { c.KID = KIDNone; c.X5C = &f; c.GenerateIfMissing = true },
+			wantKID: KIDNone, wantX5C: false},
+		{name: "expiration exactly 60", modify: func(c *Config) { c.Expiration = 60 }, wantKID: KIDLibtrust, wantX5C: true},
+		{name: "kid thumbprint", modify: func(c *Config) { c.KID = KIDThumbprint }, wantKID: KIDThumbprint, wantX5C: true},
+		{name: "kid libtrust explicit", modify: func(c *Config) { c.KID = KIDLibtrust }, wantKID: KIDLibtrust, wantX5C: true},
+		{name: "disable_legacy_key_id means thumbprint", modify: func(c *Config) { c.DisableLegacyKeyID = true },
+			wantKID: KIDThumbprint, wantX5C: true},
+		{name: "disable_legacy_key_id with kid thumbprint", modify: func(c *Config) { c.DisableLegacyKeyID = true; c.KID = KIDThumbprint },
+			wantKID: KIDThumbprint, wantX5C: true},
+		{name: "empty section", modify: func(c *Config) { *c = Config{} },
+			wantPaths: []string{"certificate", "expiration", "issuer", "key"}, wantMsg: "expiration is required"},
+		{name: "issuer missing", modify: func(c *Config) { c.Issuer = "" },
+			wantPaths: []string{"issuer"}, wantMsg: "issuer is required"},
+		{name: "expiration too short", modify: func(c *Config) { c.Expiration = 59 },
+			wantPaths: []string{"expiration"}, wantMsg: "at least 60 seconds, got 59"},
+		{name: "expiration negative", modify: func(c *Config) { c.Expiration = -900 },
+			wantPaths: []string{"expiration"}, wantMsg: "at least 60 seconds"},
+		{name: "expiration overflows", modify: func(c *Config) { c.Expiration = 1 << 62 },
+			wantPaths: []string{"expiration"}, wantMsg: "too large"},
+		{name: "certificate missing", modify: func(c *Config) { c.Certificate = "" },
+			wantPaths: []string{"certificate"}, wantMsg: "certificate is required"},
+		{name: "key missing", modify: func(c *Config) { c.Key = "" },
+			wantPaths: []string{"key"}, wantMsg: "key is required"},
+		{name: "kid unknown", modify: func(c *Config) { c.KID = "jwk" },
+			wantPaths: []string{"kid"}, wantMsg: `got "jwk"`},
+		{name: "disable_legacy_key_id conflicts with kid", modify: func(c *Config) { c.DisableLegacyKeyID = true; c.KID = KIDLibtrust },
+			wantPaths: []string{"disable_legacy_key_id"}, wantMsg: "conflicts with kid: libtrust"},
+		{name: "disable_legacy_key_id and kid none", modify: func(c *Config) { c.DisableLegacyKeyID = true; c.KID = KIDNone },
+			wantPaths: []string{"disable_legacy_key_id"}, wantMsg: "conflicts with kid: none"},
+		{name: "disable_legacy_key_id and unknown kid", modify: func(c *Config) { c.DisableLegacyKeyID = true; c.KID = "x" },
+			wantPaths: []string{"kid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if !checkConfigError(t, err, tt.wantPaths, tt.wantMsg) {
+				return
+			}
+			if got := c.kidMode(); got != tt.wantKID {
+				t.Errorf("kid mode = %q, want %q", got, tt.wantKID)
+			}
+			if got := c.x5c(); got != tt.wantX5C {
+				t.Errorf("x5c = %v, want %v", got, tt.wantX5C)
+			}
+		})
+	}
+}
