@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/big"
+	"strings"
 )
 
 // Key ID formats accepted in Config.KID.
@@ -46,7 +47,7 @@ func LibtrustKeyID(pub crypto.PublicKey) (string, error) {
 	}
 	sum := sha256.Sum256(der)
 	enc := base32.StdEncoding.EncodeToString(sum[:30]) // 240 bits: 48 characters, no padding
-	var b bytes.Buffer
+	var b strings.Builder
 	b.Grow(len(enc) + len(enc)/4)
 	for i := 0; i < len(enc); i += 4 {
 		if i > 0 {

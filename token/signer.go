@@ -91,7 +91,8 @@ type Token struct {
 // signFunc appends the raw JWS signature of msg (the signing input) to dst.
 type signFunc func(dst, msg []byte) ([]byte, error)
 
-// Signer issues access tokens with one key. It is safe for concurrent use.
+// Signer issues access tokens with one key. Create it with
+// Config.NewSigner; it is safe for concurrent use.
 type Signer struct {
 	alg        string
 	kid        string
