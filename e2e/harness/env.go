@@ -49,6 +49,7 @@ type Env struct {
 // failed, everything they saw is logged first.
 func NewEnv(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOptions) *Env {
 	t.Helper()
+	logOffset := registryLogOffset()
 	dir := t.TempDir()
 	e := &Env{
 		Key:         WriteSigningKey(t, kt, dir),
@@ -68,10 +69,12 @@ func NewEnv(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOp
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("environment: %s key, registry %s, gatehouse realm %s\n"+
-				"--- %s ---\n%s--- requests to gatehouse ---\n%s--- gatehouse log ---\n%s--- requests to the registry ---\n%s",
+				"--- %s ---\n%s--- requests to gatehouse ---\n%s--- gatehouse log ---\n%s"+
+				"--- requests to the registry ---\n%s--- registry log ---\n%s",
 				kt, e.Registry, e.Gatehouse.Realm,
 				e.Gatehouse.ConfigPath, readFile(t, e.Gatehouse.ConfigPath),
-				e.Gatehouse.exchanges, e.Gatehouse.log.String(), e.registryLog)
+				e.Gatehouse.exchanges, e.Gatehouse.log.String(),
+				e.registryLog, registryLogSince(logOffset))
 		}
 	})
 	return e

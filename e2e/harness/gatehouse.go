@@ -224,8 +224,16 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *syncBuffer) String() string { return b.since(0) }
+
+func (b *syncBuffer) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.String()
+	return b.buf.Len()
+}
+
+func (b *syncBuffer) since(offset int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf.Bytes()[min(offset, b.buf.Len()):])
 }

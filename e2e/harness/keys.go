@@ -145,7 +145,7 @@ func generate(kt KeyType) (*signingMaterial, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: "gatehouse e2e token signer"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 	}

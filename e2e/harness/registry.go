@@ -7,12 +7,36 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Main runs a registry test package's tests with the registry's logging
-// (the global logrus, at info by default: a line per request) cut down to
-// errors.
+// registryLogs collects the registry's log (the global logrus) when Main
+// runs the tests; nil otherwise.
+var registryLogs *syncBuffer
+
+// Main runs a registry test package's tests with the registry's log kept in
+// memory instead of printed: an environment whose test fails prints the part
+// written while it ran. The level is info because that is where the registry
+// says why it rejected a token ("token signed by untrusted key ...").
+// Environments must then not run in parallel, or their parts interleave.
 func Main(m *testing.M) {
-	logrus.SetLevel(logrus.ErrorLevel)
+	registryLogs = &syncBuffer{}
+	logrus.SetOutput(registryLogs)
+	logrus.SetLevel(logrus.InfoLevel)
 	os.Exit(m.Run())
+}
+
+// registryLogSince returns what the registry logged after offset, a value of
+// registryLogOffset.
+func registryLogSince(offset int) string {
+	if registryLogs == nil {
+		return "(not captured: the test package does not run harness.Main)\n"
+	}
+	return registryLogs.since(offset)
+}
+
+func registryLogOffset() int {
+	if registryLogs == nil {
+		return 0
+	}
+	return registryLogs.len()
 }
 
 // TokenOptions is the registry's `auth: token:` section for a, in the shape
