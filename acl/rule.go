@@ -322,11 +322,16 @@ func anchorWarning(p *pattern) string {
 }
 
 // anchored reports whether every match of re begins (op OpBeginText) or
-// ends (OpEndText) at the text's edge.
+// ends (OpEndText) at the text's edge, or may as well: a leading or trailing
+// ".*" or ".+" stretches an unanchored match to the edge, so docker_auth's
+// classic "/.+/" means the same with or without anchors and is not warned
+// about.
 func anchored(re *syntax.Regexp, op syntax.Op) bool {
 	switch re.Op {
 	case op:
 		return true
+	case syntax.OpStar, syntax.OpPlus:
+		return re.Sub[0].Op == syntax.OpAnyCharNotNL || re.Sub[0].Op == syntax.OpAnyChar
 	case syntax.OpCapture:
 		return anchored(re.Sub[0], op)
 	case syntax.OpConcat:

@@ -1,0 +1,94 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/authn"
+)
+
+// chain asks the authenticators in order, as docker_auth does: an unknown
+// account passes to the next one, a wrong password stops with 401, a
+// backend failure stops with 503.
+type chain struct {
+	backends  []authn.Authenticator
+	fake      *authn.FakeHash
+	challenge string
+}
+
+// identity is who a request was authenticated as.
+type identity struct {
+	Account string
+	Labels  authn.Labels
+	Backend string // the authenticator that answered
+}
+
+func newChain(backends []authn.Authenticator, realm string) (*chain, error) {
+	cost := 0
+	for _, b := range backends {
+		if bc, ok := b.(authn.BcryptCoster); ok {
+			cost = max(cost, bc.MaxBcryptCost())
+		}
+	}
+	fake, err := authn.NewFakeHash(cost)
+	if err != nil {
+		return nil, err
+	}
+	return &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm)}, nil
+}
+
+// Messages of 401 answers: the same for every wrong credential, so the
+// answer does not tell an unknown account from a wrong password.
+const (
+	msgBadCredentials = "incorrect username or password"
+	msgNoCredentials  = "authentication required"
+)
+
+func (c *chain) unauthorized(message string, reason error) *Error {
+	return &Error{
+		Status:    http.StatusUnauthorized,
+		Code:      CodeUnauthorized,
+		Message:   message,
+		Challenge: c.challenge,
+		Err:       reason,
+	}
+}
+
+// authenticate resolves the request's credentials to an identity. An
+// anonymous request is served as the account "" when an authenticator
+// knows it (users: {"": {}}), and refused otherwise.
+func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Error) {
+	account, password := req.Account, req.Password
+	if !req.HasCredentials {
+		account, password = "", ""
+	} else if account == "" {
+		return nil, c.unauthorized(msgBadCredentials, errors.New("password without a user name"))
+	}
+	for _, b := range c.backends {
+		labels, err := b.Authenticate(ctx, account, password)
+		switch {
+		case err == nil:
+			return &identity{Account: account, Labels: labels, Backend: b.Name()}, nil
+		case errors.Is(err, authn.ErrNoMatch):
+			continue
+		case errors.Is(err, authn.ErrWrongPassword):
+			return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("%s: wrong password for %q", b.Name(), account))
+		default:
+			return nil, &Error{
+				Status:  http.StatusServiceUnavailable,
+				Code:    CodeUnavailable,
+				Message: "authentication backend unavailable, try again later",
+				Err:     fmt.Errorf("%s: %w", b.Name(), err),
+			}
+		}
+	}
+	if account == "" {
+		return nil, c.unauthorized(msgNoCredentials, errNoCredentials)
+	}
+	// No backend knows the account: spend what a wrong password costs, so
+	// response times do not tell which accounts exist.
+	c.fake.Compare(password)
+	return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
+}

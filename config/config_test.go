@@ -1,0 +1,231 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// base is a valid configuration; cases append to or replace parts of it.
+const base = `server:
+  addr: ":5001"
+token:
+  issuer: "test issuer"
+  expiration: 900
+  certificate: /ssl/token.pem
+  key: /ssl/token.key
+users:
+  "admin":
+    password: "$2a$04$4uKsKXPXqj7SE5URbNMM0.fRrPtPQ4i5AbLhK3.WbeRMpW5P3n5HG"
+  "": {}
+acl:
+  - match: {account: "admin"}
+    actions: ["*"]
+  - match: {account: "/.+/", name: "${account}/*"}
+    actions: ["*"]
+`
+
+func parse(t *testing.T, yml string) (*Config, *Error) {
+	t.Helper()
+	c, err := Parse("auth_config.yml", []byte(yml))
+	if err == nil {
+		return c, nil
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error is %T, want *config.Error: %v", err, err)
+	}
+	return nil, ce
+}
+
+func TestParseValid(t *testing.T) {
+	c, perr := parse(t, base)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if c.Server.Addr != ":5001" || c.Token.Expiration != 900 || len(c.Users) != 2 || len(c.ACL) != 2 {
+		t.Fatalf("decoded %+v", c)
+	}
+	if *c.ACL[1].Match.Name != "${account}/*" || (*c.ACL[0].Actions)[0] != "*" {
+		t.Fatalf("acl decoded wrong: %+v", c.ACL)
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yml  string
+		// want lists "line|key|message fragment" for every problem, in order.
+		want []string
+	}{
+		{
+			name: "unknown top-level key",
+			yml:  base + "acls: []\n",
+			want: []string{"17|acls|unknown key"},
+		},
+		{
+			name: "unknown key in an acl match, as docker_auth's docs show",
+			yml:  strings.Replace(base, `{account: "admin"}`, `{team: "infrastructure"}`, 1),
+			want: []string{"13|acl[0].match.team|unknown key"},
+		},
+		{
+			name: "typo in server section",
+			yml:  strings.Replace(base, `addr: ":5001"`, "addr: \":5001\"\n  adress: x", 1),
+			want: []string{"3|server.adress|unknown key"},
+		},
+		{
+			name: "wrong type",
+			yml:  strings.Replace(base, "expiration: 900", "expiration: soon", 1),
+			want: []string{"5|token.expiration|want a whole number"},
+		},
+		{
+			name: "expiration too short",
+			yml:  strings.Replace(base, "expiration: 900", "expiration: 30", 1),
+			want: []string{"5|token.expiration|60"},
+		},
+		{
+			name: "unsupported docker_auth sections",
+			yml:  base + "google_auth:\n  domain: example.com\next_auth:\n  command: /bin/true\n",
+			want: []string{"17|google_auth|not supported", "19|ext_auth|not supported"},
+		},
+		{
+			name: "rule without actions and rule without match",
+			yml:  base + "  - match: {account: bob}\n  - actions: [pull]\n",
+			want: []string{"17|acl[2].actions|required", "18|acl[3].match|required"},
+		},
+		{
+			name: "bad password hash",
+			yml:  strings.Replace(base, `"$2a$04$4uKsKXPXqj7SE5URbNMM0.fRrPtPQ4i5AbLhK3.WbeRMpW5P3n5HG"`, `"plaintext"`, 1),
+			want: []string{"10|users.admin.password|bcrypt"},
+		},
+		{
+			name: "every problem reported together",
+			yml: strings.NewReplacer("expiration: 900", "expiration: 10", `addr: ":5001"`, "addr: \":5001\"\n  net: udp").Replace(base) +
+				"  - match: {ip: 10.0.0.0/33}\n    actions: [pull]\n",
+			want: []string{"3|server.net|tcp or unix", "6|token.expiration|60", "18|acl[2].match.ip|"},
+		},
+		{
+			name: "missing acl section",
+			yml:  base[:strings.Index(base, "acl:")],
+			want: []string{"acl|required"},
+		},
+		{
+			name: "no authenticator",
+			yml:  strings.Replace(base, "users:\n  \"admin\":\n    password: \"$2a$04$4uKsKXPXqj7SE5URbNMM0.fRrPtPQ4i5AbLhK3.WbeRMpW5P3n5HG\"\n  \"\": {}\n", "", 1),
+			want: []string{"|users|no authenticator"},
+		},
+		{
+			name: "yaml syntax error names its line",
+			yml:  base + "  - match: {account: [\n",
+			want: []string{"|invalid YAML"},
+		},
+		{
+			name: "not a mapping",
+			yml:  "- a\n- b\n",
+			want: []string{"1||YAML mapping"},
+		},
+		{
+			name: "empty file",
+			yml:  "",
+			want: []string{"||YAML mapping"},
+		},
+		{
+			name: "path_prefix without slash and lone real_ip_pos",
+			yml:  strings.Replace(base, `addr: ":5001"`, "addr: \":5001\"\n  path_prefix: auth\n  real_ip_pos: -1", 1),
+			want: []string{"3|server.path_prefix|start with /", "4|server.real_ip_pos|real_ip_header"},
+		},
+		{
+			name: "letsencrypt is refused",
+			yml:  strings.Replace(base, `addr: ":5001"`, "addr: \":5001\"\n  letsencrypt: {email: a@b.c}", 1),
+			want: []string{"3|server.letsencrypt|not supported"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, perr := parse(t, tc.yml)
+			if perr == nil {
+				t.Fatal("no error")
+			}
+			if len(perr.Problems) != len(tc.want) {
+				t.Fatalf("got %d problems, want %d:\n%v", len(perr.Problems), len(tc.want), perr)
+			}
+			for i, w := range tc.want {
+				parts := strings.SplitN(w, "|", 3)
+				if len(parts) == 2 {
+					parts = []string{"", parts[0], parts[1]}
+				}
+				p := perr.Problems[i]
+				if parts[0] != "" && p.String() != "" && !strings.HasPrefix(p.String(), "auth_config.yml:"+parts[0]+":") {
+					t.Errorf("problem %d = %q, want line %s", i, p, parts[0])
+				}
+				if p.Key != parts[1] {
+					t.Errorf("problem %d key = %q, want %q (%s)", i, p.Key, parts[1], p)
+				}
+				if !strings.Contains(p.Msg, parts[2]) {
+					t.Errorf("problem %d message = %q, want it to contain %q", i, p.Msg, parts[2])
+				}
+				if p.File != "auth_config.yml" {
+					t.Errorf("problem %d file = %q", i, p.File)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenFallsBackToServerKeyPair(t *testing.T) {
+	yml := strings.NewReplacer(
+		"  certificate: /ssl/token.pem\n  key: /ssl/token.key\n", "",
+		`addr: ":5001"`, "addr: \":5001\"\n  certificate: /ssl/server.pem\n  key: /ssl/server.key",
+	).Replace(base)
+	c, perr := parse(t, yml)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if c.Token.Certificate != "/ssl/server.pem" || c.Token.Key != "/ssl/server.key" {
+		t.Fatalf("token key pair = %q %q", c.Token.Certificate, c.Token.Key)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth_config.yml")
+	if err := os.WriteFile(p, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File() != p {
+		t.Fatalf("File() = %q", c.File())
+	}
+	_, err = Load(filepath.Join(dir, "absent.yml"))
+	if err == nil || !strings.Contains(err.Error(), "absent.yml") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestAnnotate(t *testing.T) {
+	c, perr := parse(t, base)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if c.Annotate(nil) != nil {
+		t.Fatal("nil error annotated")
+	}
+	err := c.Annotate(errors.Join(
+		cfgerr.At(errors.New("cannot read"), "token", "key"),
+		cfgerr.At(errors.New("nope"), "acl", "1", "match", "name"),
+		cfgerr.At(errors.New("deep"), "users", "admin", "labels", "absent"),
+	))
+	want := "auth_config.yml:7: token.key: cannot read\n" +
+		"auth_config.yml:9: users.admin.labels.absent: deep\n" +
+		"auth_config.yml:15: acl[1].match.name: nope"
+	if err.Error() != want {
+		t.Fatalf("got\n%s\nwant\n%s", err, want)
+	}
+}

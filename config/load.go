@@ -1,0 +1,288 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// Problem is one thing wrong with a configuration file.
+type Problem struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // e.g. "acl[2].match.ip"; "" for the file as a whole
+	Msg  string
+}
+
+// String renders the problem as "file:line: key: message".
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(p.Line))
+	}
+	b.WriteString(": ")
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Error lists every problem found in a configuration file, in line order.
+type Error struct {
+	Problems []Problem
+}
+
+// Error renders one problem per line.
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads, decodes and validates the configuration file at path. On
+// failure the error is an *Error listing every problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("cannot read configuration: %v", errors.Unwrap(err))}}}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data, a configuration read from file (which
+// is used in messages).
+func Parse(file string, data []byte) (*Config, error) {
+	c := &Config{file: file}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{Problems: []Problem{syntaxProblem(file, err)}}
+	}
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil, &Error{Problems: []Problem{{File: file, Line: max(root.Line, 1), Msg: "the configuration must be a YAML mapping with server, token, users and acl sections"}}}
+	}
+	c.root = root.Content[0]
+
+	var problems []Problem
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &Error{Problems: []Problem{syntaxProblem(file, err)}}
+		}
+		for _, msg := range te.Errors {
+			problems = append(problems, c.typeProblem(msg))
+		}
+	}
+	// A key whose value could not be decoded is not validated again: its
+	// zero value would only add a second, misleading problem.
+	undecoded := map[string]bool{}
+	for _, p := range problems {
+		undecoded[p.Key] = true
+	}
+	for _, p := range c.problems(c.validate()) {
+		if !undecoded[p.Key] {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, newError(problems)
+	}
+	return c, nil
+}
+
+// Annotate turns errors placed with cfgerr (as the components built from the
+// configuration return them) into an *Error whose problems name this file's
+// lines. A nil err stays nil.
+func (c *Config) Annotate(err error) error {
+	if err == nil {
+		return nil
+	}
+	return newError(c.problems(err))
+}
+
+func newError(problems []Problem) *Error {
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+	return &Error{Problems: problems}
+}
+
+func (c *Config) problems(err error) []Problem {
+	var out []Problem
+	for _, e := range cfgerr.Flatten(err) {
+		var ce *cfgerr.Error
+		if errors.As(e, &ce) {
+			msg := ce.Err.Error()
+			if len(ce.Path) > 0 {
+				// The key names the section; drop a component prefix that repeats it.
+				msg = strings.TrimPrefix(msg, ce.Path[0]+": ")
+			}
+			out = append(out, Problem{File: c.file, Line: c.lineOf(ce.Path), Key: cfgerr.Key(ce.Path), Msg: msg})
+			continue
+		}
+		out = append(out, Problem{File: c.file, Msg: e.Error()})
+	}
+	return out
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func syntaxProblem(file string, err error) Problem {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Problem{File: file, Line: n, Msg: "invalid YAML: " + m[2]}
+	}
+	return Problem{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+var (
+	unknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type \S+$`)
+	typeMismatch = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) `?(.*?)`? into (\\S+)$")
+	anyLine      = regexp.MustCompile(`^line (\d+): (.*)$`)
+)
+
+// typeProblem rewrites one of yaml.v3's decoding messages so it names the key.
+func (c *Config) typeProblem(msg string) Problem {
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		path := findKey(c.root, nil, line, m[2])
+		return Problem{File: c.file, Line: line, Key: cfgerr.Key(path), Msg: "unknown key"}
+	}
+	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		path := findValue(c.root, nil, line)
+		return Problem{File: c.file, Line: line, Key: cfgerr.Key(path), Msg: fmt.Sprintf("want %s, got %s %q", describeGoType(m[4]), m[2], m[3])}
+	}
+	if m := anyLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Problem{File: c.file, Line: line, Key: cfgerr.Key(findValue(c.root, nil, line)), Msg: m[2]}
+	}
+	return Problem{File: c.file, Msg: msg}
+}
+
+func describeGoType(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case t == "bool":
+		return "true or false"
+	case t == "string", t == "*string":
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.Contains(t, "."):
+		return "a mapping"
+	}
+	return t
+}
+
+// findKey returns the path of the mapping key named key on line.
+func findKey(n *yaml.Node, path []string, line int, key string) []string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := append(append([]string{}, path...), k.Value)
+			if k.Line == line && k.Value == key {
+				return p
+			}
+			if found := findKey(v, p, line, key); found != nil {
+				return found
+			}
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			if found := findKey(v, append(append([]string{}, path...), strconv.Itoa(i)), line, key); found != nil {
+				return found
+			}
+		}
+	}
+	return nil
+}
+
+// findValue returns the path of the first value node that starts on line.
+func findValue(n *yaml.Node, path []string, line int) []string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := append(append([]string{}, path...), k.Value)
+			if v.Line == line {
+				return p
+			}
+			if found := findValue(v, p, line); found != nil {
+				return found
+			}
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			p := append(append([]string{}, path...), strconv.Itoa(i))
+			if v.Line == line && v.Kind == yaml.ScalarNode {
+				return p
+			}
+			if found := findValue(v, p, line); found != nil {
+				return found
+			}
+		}
+	}
+	return nil
+}
+
+// lineOf returns the line of the deepest node along path that exists in the
+// file: the key's own line when the whole path exists, else the closest
+// enclosing one.
+func (c *Config) lineOf(path []string) int {
+	if c.root == nil {
+		return 0
+	}
+	n, line := c.root, c.root.Line
+	for _, p := range path {
+		switch n.Kind {
+		case yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+		default:
+			return line
+		}
+	}
+	return line
+}
+
+// has reports whether the top-level key is present in the file.
+func (c *Config) has(key string) bool {
+	for i := 0; i+1 < len(c.root.Content); i += 2 {
+		if c.root.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}

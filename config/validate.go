@@ -1,0 +1,119 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/acl"
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// TLSVersions maps the names tls_min_version accepts to their values.
+var TLSVersions = map[string]uint16{
+	"TLS10": tls.VersionTLS10,
+	"TLS11": tls.VersionTLS11,
+	"TLS12": tls.VersionTLS12,
+	"TLS13": tls.VersionTLS13,
+}
+
+// validate checks every section and returns all problems joined, each
+// placed at its key. It reads no files.
+func (c *Config) validate() error {
+	var errs []error
+	add := func(err error, path ...string) {
+		if err != nil {
+			errs = append(errs, cfgerr.At(err, path...))
+		}
+	}
+
+	add(c.unsupported())
+	add(c.Server.validate(), "server")
+
+	// docker_auth signs with the server's TLS key pair when token has none.
+	if c.Token.Certificate == "" && c.Token.Key == "" && !c.Token.GenerateIfMissing {
+		c.Token.Certificate, c.Token.Key = c.Server.Certificate, c.Server.Key
+	}
+	if !c.has("token") {
+		add(errors.New("section is required (issuer, expiration, certificate, key)"), "token")
+	} else {
+		add(c.Token.Validate(), "token")
+	}
+
+	add(c.Users.Validate(), "users")
+	if c.Htpasswd != nil {
+		add(c.Htpasswd.Validate(), "htpasswd_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil {
+		add(errors.New("no authenticator is configured: add users or htpasswd_auth"), "users")
+	}
+
+	if !c.has("acl") {
+		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
+	} else if _, err := acl.Compile(c.ACL); err != nil {
+		add(err, "acl")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) unsupported() error {
+	var errs []error
+	v := reflect.ValueOf(c.Unsupported)
+	t := v.Type()
+	for i := range t.NumField() {
+		if v.Field(i).Interface().(yaml.Node).Kind == 0 {
+			continue
+		}
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		errs = append(errs, cfgerr.At(fmt.Errorf("docker_auth section %s: %s", key, unsupportedReason[key]), key))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) validate() error {
+	var errs []error
+	add := func(err error, path ...string) { errs = append(errs, cfgerr.At(err, path...)) }
+
+	switch s.Net {
+	case "", "tcp", "unix":
+	default:
+		add(fmt.Errorf("must be tcp or unix, got %q", s.Net), "net")
+	}
+	if s.Addr == "" {
+		add(errors.New("is required, e.g. \":5001\""), "addr")
+	}
+	if s.PathPrefix != "" {
+		if !strings.HasPrefix(s.PathPrefix, "/") {
+			add(fmt.Errorf("must start with /, got %q", s.PathPrefix), "path_prefix")
+		}
+		s.PathPrefix = strings.TrimRight(s.PathPrefix, "/")
+	}
+	if (s.Certificate == "") != (s.Key == "") {
+		add(errors.New("certificate and key go together: set both to serve HTTPS, or neither"), "certificate")
+	}
+	if s.RealIPPos != 0 && s.RealIPHeader == "" {
+		add(errors.New("needs real_ip_header"), "real_ip_pos")
+	}
+	if s.TLSMinVersion != "" {
+		if _, ok := TLSVersions[s.TLSMinVersion]; !ok {
+			add(fmt.Errorf("must be one of TLS10, TLS11, TLS12, TLS13, got %q", s.TLSMinVersion), "tls_min_version")
+		}
+		if s.Certificate == "" {
+			add(errors.New("applies only with certificate and key"), "tls_min_version")
+		}
+	}
+	for key, n := range map[string]yaml.Node{
+		"letsencrypt":           s.LetsEncrypt,
+		"tls_curve_preferences": s.TLSCurvePreferences,
+		"tls_cipher_suites":     s.TLSCipherSuites,
+	} {
+		if n.Kind != 0 {
+			add(errors.New("not supported by Gatehouse (Go's TLS defaults apply; put a TLS-terminating proxy in front for ACME)"), key)
+		}
+	}
+	return errors.Join(errs...)
+}

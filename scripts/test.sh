@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of Gatehouse. It first installs, from Debian packages, the
+# real components the tests use when they are missing, so it works on a fresh
+# machine. With CI=true, a test whose component is missing fails instead of
+# skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# apt_install PKG... installs the Debian packages that are not installed yet.
+apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "installing: ${missing[*]}"
+	local sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+command -v go >/dev/null || { echo "go is required (1.26 or later)" >&2; exit 1; }
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 15m ./...
