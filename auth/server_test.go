@@ -219,6 +219,9 @@ type fakeAuthenticator struct {
 }
 
 func (f *fakeAuthenticator) Name() string { return f.name }
+func (f *fakeAuthenticator) Lookup(ctx context.Context, account string) (authn.Labels, error) {
+	return f.labels, f.err
+}
 func (f *fakeAuthenticator) Authenticate(ctx context.Context, account, password string) (authn.Labels, error) {
 	f.calls++
 	return f.labels, f.err

@@ -62,6 +62,11 @@ type Authenticator interface {
 	// Authenticate checks password for account. It honours ctx's deadline.
 	// See the package documentation for the meaning of the errors.
 	Authenticate(ctx context.Context, account, password string) (Labels, error)
+	// Lookup reports whether account still exists, without a password, and
+	// returns its current labels. Refresh tokens use it on every use, so a
+	// removed account stops working at once. It returns ErrNoMatch for an
+	// unknown account and ErrUnavailable (wrapped) when the backend fails.
+	Lookup(ctx context.Context, account string) (Labels, error)
 }
 
 // BcryptCoster is implemented by backends that compare bcrypt hashes. The

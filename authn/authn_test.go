@@ -108,6 +108,15 @@ func TestStaticAuthenticate(t *testing.T) {
 			t.Fatalf("err = %v, want ErrUnavailable", err)
 		}
 	})
+	for _, tc := range []struct {
+		account string
+		want    error
+	}{{"alice", nil}, {"", nil}, {"mallory", ErrNoMatch}} {
+		labels, err := s.Lookup(context.Background(), tc.account)
+		if err != tc.want || (err == nil && labels == nil) {
+			t.Errorf("Lookup(%q) = %v, %v; want err %v", tc.account, labels, err, tc.want)
+		}
+	}
 	if !s.HasAnonymous() || s.MaxBcryptCost() != bcrypt.MinCost {
 		t.Fatalf("HasAnonymous=%v MaxBcryptCost=%d", s.HasAnonymous(), s.MaxBcryptCost())
 	}
@@ -147,6 +156,15 @@ func TestHtpasswd(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
 		})
+	}
+
+	for _, tc := range []struct {
+		account string
+		want    error
+	}{{"carol", nil}, {"erin", ErrNoMatch}, {"", ErrNoMatch}} {
+		if _, err := h.Lookup(context.Background(), tc.account); err != tc.want {
+			t.Errorf("Lookup(%q) = %v, want %v", tc.account, err, tc.want)
+		}
 	}
 
 	for _, tc := range []struct {

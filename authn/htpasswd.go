@@ -117,5 +117,14 @@ func (h *Htpasswd) Authenticate(ctx context.Context, account, password string) (
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
 		return nil, ErrWrongPassword
 	}
-	return Labels{}, nil
+	return nil, nil
+}
+
+// Lookup reports whether the file lists account; htpasswd users carry no
+// labels.
+func (h *Htpasswd) Lookup(ctx context.Context, account string) (Labels, error) {
+	if _, ok := h.users[account]; !ok || account == "" {
+		return nil, ErrNoMatch
+	}
+	return nil, nil
 }

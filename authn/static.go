@@ -139,3 +139,12 @@ func (s *Static) Authenticate(ctx context.Context, account, password string) (La
 	}
 	return u.labels.Clone(), nil
 }
+
+// Lookup returns the labels of a configured account ("" included).
+func (s *Static) Lookup(ctx context.Context, account string) (Labels, error) {
+	u, ok := s.users[account]
+	if !ok {
+		return nil, ErrNoMatch
+	}
+	return u.labels.Clone(), nil
+}
