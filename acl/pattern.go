@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -104,7 +105,7 @@ func compilePattern(src string) (*pattern, error) {
 	if err := p.parseParts(body); err != nil {
 		return nil, err
 	}
-	if len(p.parts) == 1 && p.parts[0].kind == partText || len(p.parts) == 0 {
+	if !p.hasPlaceholders() {
 		switch {
 		case re:
 			r, err := compileRegex(src, body)
@@ -221,6 +222,10 @@ func (p *pattern) placeholder(ph string) (part, error) {
 		return part{kind: partCapture, text: ph, field: f, group: n}, nil
 	}
 	return part{}, fmt.Errorf("pattern %q: unknown placeholder %q: use ${account}, ${type}, ${name}, ${service}, ${labels:KEY} or a capture such as ${account:1}", p.src, ph)
+}
+
+func (p *pattern) hasPlaceholders() bool {
+	return slices.ContainsFunc(p.parts, func(pt part) bool { return pt.kind != partText })
 }
 
 // textHas reports whether any text part satisfies f.

@@ -314,7 +314,7 @@ func anchorWarning(p *pattern) string {
 		if !start {
 			lit = "not" + lit
 		} else {
-			lit += "-not"
+			lit += "x"
 		}
 		example = strconv.Quote(lit)
 	}
