@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -41,26 +43,94 @@ func (st *state) authorize(req *Request, id *identity) ([]token.Access, []decisi
 	return access, logs
 }
 
-type tokenResponse struct {
-	Token       string `json:"token"`
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
-	IssuedAt    string `json:"issued_at"`
+// identify establishes who the request is from: a refresh token is checked
+// and its account looked up again; anything else goes through the
+// authenticator chain.
+func (st *state) identify(ctx context.Context, req *Request) (*identity, *Error) {
+	if req.Grant != GrantRefresh {
+		return st.chain.authenticate(ctx, req)
+	}
+	if st.refresh == nil {
+		return nil, st.chain.unauthorized(msgBadRefresh, errors.New("refresh token presented but oauth2 is off"))
+	}
+	claims, err := st.refresh.Verify(req.RefreshToken, req.Service)
+	if err != nil {
+		return nil, st.chain.unauthorized(msgBadRefresh, err)
+	}
+	req.Account = claims.Subject
+	return st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
 }
 
-func writeToken(w http.ResponseWriter, t *token.Token) {
-	body, _ := json.Marshal(tokenResponse{
-		Token:       t.Raw,
-		AccessToken: t.Raw,
-		ExpiresIn:   int64(t.ExpiresAt.Sub(t.IssuedAt) / time.Second),
-		IssuedAt:    t.IssuedAt.UTC().Format(time.RFC3339),
-	})
+// tokenResponse is the body of a successful answer. GET answers carry token
+// and access_token (clients read one or the other); OAuth2 answers add the
+// granted scope.
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// respond signs the access token and, when offline access was asked for by
+// a signed-in account, a refresh token. A request that came with a refresh
+// token gets the same one back: Docker never stores a new one.
+func (st *state) respond(req *Request, id *identity, access []token.Access) (*tokenResponse, error) {
+	tok, err := st.signer.Issue(id.Account, req.Service, access)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tokenResponse{
+		Token:       tok.Raw,
+		AccessToken: tok.Raw,
+		ExpiresIn:   int64(tok.ExpiresAt.Sub(tok.IssuedAt) / time.Second),
+		IssuedAt:    tok.IssuedAt.UTC().Format(time.RFC3339),
+	}
+	if req.OAuth2 {
+		resp.Scope = grantedScope(access)
+	}
+	if req.Offline && st.refresh != nil && id.Account != "" {
+		if req.Grant == GrantRefresh {
+			resp.RefreshToken = req.RefreshToken
+		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// grantedScope renders what was granted as an OAuth2 scope value:
+// space-separated scopes, those with no action left out.
+func grantedScope(access []token.Access) string {
+	var parts []string
+	for _, a := range access {
+		if len(a.Actions) > 0 {
+			parts = append(parts, a.Type+":"+a.Name+":"+strings.Join(a.Actions, ","))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func writeJSON(w http.ResponseWriter, resp *tokenResponse) {
+	body, _ := json.Marshal(resp)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// grantName names how the request identified itself, for the audit log.
+func grantName(req *Request) string {
+	switch {
+	case req.Grant == GrantRefresh:
+		return GrantRefresh
+	case !req.HasCredentials:
+		return "anonymous"
+	}
+	return GrantPassword
 }
 
 func scopeStrings(scopes []Scope) []string {

@@ -44,6 +44,7 @@ func newChain(backends []authn.Authenticator, realm string) (*chain, error) {
 const (
 	msgBadCredentials = "incorrect username or password"
 	msgNoCredentials  = "authentication required"
+	msgBadRefresh     = "invalid or expired refresh token: log in again"
 )
 
 func (c *chain) unauthorized(message string, reason error) *Error {
@@ -76,12 +77,7 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 		case errors.Is(err, authn.ErrWrongPassword):
 			return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("%s: wrong password for %q", b.Name(), account))
 		default:
-			return nil, &Error{
-				Status:  http.StatusServiceUnavailable,
-				Code:    CodeUnavailable,
-				Message: "authentication backend unavailable, try again later",
-				Err:     fmt.Errorf("%s: %w", b.Name(), err),
-			}
+			return nil, unavailable(fmt.Errorf("%s: %w", b.Name(), err))
 		}
 	}
 	if account == "" {
@@ -91,4 +87,34 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 	// response times do not tell which accounts exist.
 	c.fake.Compare(password)
 	return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
+}
+
+// lookup finds account again in the authenticator named backend, without a
+// password: how a refresh token is redeemed. An account that is gone, or a
+// backend no longer configured, is a 401.
+func (c *chain) lookup(ctx context.Context, backend, account string) (*identity, *Error) {
+	for _, b := range c.backends {
+		if b.Name() != backend {
+			continue
+		}
+		labels, err := b.Lookup(ctx, account)
+		switch {
+		case err == nil:
+			return &identity{Account: account, Labels: labels, Backend: backend}, nil
+		case errors.Is(err, authn.ErrNoMatch):
+			return nil, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: %s no longer knows %q", backend, account))
+		default:
+			return nil, unavailable(fmt.Errorf("%s: lookup: %w", backend, err))
+		}
+	}
+	return nil, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: authenticator %q is not configured", backend))
+}
+
+func unavailable(reason error) *Error {
+	return &Error{
+		Status:  http.StatusServiceUnavailable,
+		Code:    CodeUnavailable,
+		Message: "authentication backend unavailable, try again later",
+		Err:     reason,
+	}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/base64"
 	"errors"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,19 +15,35 @@ import (
 // MaxQueryLength bounds the query string of a token request.
 const MaxQueryLength = 16 << 10
 
-// Request is a parsed token request.
+// Grant types: how a request proves who it is.
+const (
+	GrantPassword = "password"      // credentials (Basic, or the POST form), or none: anonymous
+	GrantRefresh  = "refresh_token" // a refresh token from an earlier response
+)
+
+// Request is a parsed token request, GET or OAuth2 POST.
 type Request struct {
-	// Account and Password come from the Basic Authorization header.
+	// Grant is GrantPassword or GrantRefresh.
+	Grant string
+	// Account and Password come from the Basic Authorization header (GET)
+	// or the username and password fields (POST).
 	Account  string
 	Password string
 	// HasCredentials is false for an anonymous request: no Authorization
 	// header, or Basic with an empty user and an empty password.
 	HasCredentials bool
-	Service        string
-	Scopes         []Scope
-	ClientID       string
-	Offline        bool
-	IP             netip.Addr
+	// RefreshToken is set for GrantRefresh.
+	RefreshToken string
+	Service      string
+	Scopes       []Scope
+	ClientID     string
+	// Offline asks for a refresh token (offline_token=true on GET,
+	// access_type=offline on POST).
+	Offline bool
+	// OAuth2 is true for a POST: the response then carries scope, and
+	// never an anonymous token.
+	OAuth2 bool
+	IP     netip.Addr
 }
 
 // clientIPConfig says where the client address comes from.
@@ -35,8 +52,10 @@ type clientIPConfig struct {
 	pos    int    // real_ip_pos
 }
 
-// parseRequest reads a GET token request. Every problem is a 400 *Error.
-func parseRequest(r *http.Request, ipc clientIPConfig) (*Request, *Error) {
+// parseRequest reads a GET token request. With refresh set, a Basic
+// password without a user is taken as a refresh token. Every problem is a
+// 4xx *Error.
+func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, *Error) {
 	if len(r.URL.RawQuery) > MaxQueryLength {
 		return nil, &Error{Status: http.StatusRequestURITooLong, Code: CodeTooLarge, Message: "query string too long"}
 	}
@@ -44,9 +63,14 @@ func parseRequest(r *http.Request, ipc clientIPConfig) (*Request, *Error) {
 	if err != nil {
 		return nil, badRequest("malformed query string")
 	}
-	req := &Request{Service: q.Get("service"), ClientID: q.Get("client_id")}
+	req := &Request{Grant: GrantPassword, Service: q.Get("service"), ClientID: q.Get("client_id")}
 	if e := req.parseCredentials(r.Header.Values("Authorization")); e != nil {
 		return nil, e
+	}
+	if refresh && req.Account == "" && req.Password != "" {
+		// containerd and BuildKit retry a refused POST as GET with the
+		// refresh token as the Basic password and no user.
+		req.Grant, req.RefreshToken, req.Password = GrantRefresh, req.Password, ""
 	}
 	if account := q.Get("account"); account != "" && req.HasCredentials && account != req.Account {
 		return nil, badRequest("account %q does not match the authenticated user", truncate(account))
@@ -61,7 +85,13 @@ func parseRequest(r *http.Request, ipc clientIPConfig) (*Request, *Error) {
 		}
 		req.Offline = b
 	}
-	if req.Scopes, err = ParseScopes(q["scope"]); err != nil {
+	return req.finish(r, q["scope"], ipc)
+}
+
+// finish parses the scopes and finds the client address.
+func (req *Request) finish(r *http.Request, scopes []string, ipc clientIPConfig) (*Request, *Error) {
+	var err error
+	if req.Scopes, err = ParseScopes(scopes); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	ip, e := clientIP(r, ipc)
@@ -70,6 +100,57 @@ func parseRequest(r *http.Request, ipc clientIPConfig) (*Request, *Error) {
 	}
 	req.IP = ip
 	return req, nil
+}
+
+// MaxFormBytes bounds the body of an OAuth2 POST.
+const MaxFormBytes = 64 << 10
+
+// parsePost reads an OAuth2 token request: a form-encoded POST with
+// grant_type password (username, password) or refresh_token
+// (refresh_token), service, client_id, access_type and scope (repeated or
+// space-separated). Every problem is a 4xx *Error.
+func parsePost(w http.ResponseWriter, r *http.Request, ipc clientIPConfig) (*Request, *Error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		return nil, badRequest("want Content-Type application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "request body too large"}
+		}
+		return nil, badRequest("malformed form body")
+	}
+	f := r.PostForm
+	req := &Request{OAuth2: true, Grant: f.Get("grant_type"), Service: f.Get("service"), ClientID: f.Get("client_id")}
+	for _, field := range []string{"grant_type", "service", "client_id"} {
+		if f.Get(field) == "" {
+			return nil, badRequest("missing required field %s", field)
+		}
+	}
+	switch f.Get("access_type") {
+	case "", "online":
+	case "offline":
+		req.Offline = true
+	default:
+		return nil, badRequest("access_type must be online or offline")
+	}
+	switch req.Grant {
+	case GrantPassword:
+		if f.Get("username") == "" || !f.Has("password") {
+			return nil, badRequest("grant_type password needs username and password")
+		}
+		req.Account, req.Password, req.HasCredentials = f.Get("username"), f.Get("password"), true
+	case GrantRefresh:
+		if f.Get("refresh_token") == "" {
+			return nil, badRequest("missing required field refresh_token")
+		}
+		req.RefreshToken, req.HasCredentials = f.Get("refresh_token"), true
+	default:
+		return nil, badRequest("unsupported grant_type %q: want password or refresh_token", truncate(req.Grant))
+	}
+	return req.finish(r, f["scope"], ipc)
 }
 
 // parseCredentials reads the Basic Authorization header, if any.

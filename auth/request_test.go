@@ -168,7 +168,7 @@ func TestParseRequest(t *testing.T) {
 					hr.Header.Add(k, v)
 				}
 			}
-			req, e := parseRequest(hr, tc.ipc)
+			req, e := parseRequest(hr, tc.ipc, false)
 			if tc.status != 0 {
 				if e == nil {
 					t.Fatalf("no error, request %+v", req)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,7 @@ type state struct {
 	chain    *chain
 	acl      *acl.ACL
 	signer   *token.Signer
+	refresh  *token.Refresher // nil when OAuth2 is off
 	backends []authn.Authenticator
 }
 
@@ -85,6 +87,9 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		errs = append(errs, cfgerr.At(err, "token"))
 	}
 	st.signer = signer
+	if signer != nil {
+		st.refresh = signer.Refresher()
+	}
 	if len(cfg.Users) > 0 {
 		static, err := authn.NewStatic(cfg.Users)
 		if err != nil {
@@ -161,16 +166,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	switch r.URL.Path {
 	case st.prefix + "/auth", st.prefix + "/auth/token":
+	case st.prefix + "/.well-known/jwks.json":
+		servePublished(w, r, "application/json", st.signer.JWKSJSON())
+		return
+	case st.prefix + "/.well-known/rootcertbundle.pem":
+		servePublished(w, r, "application/x-pem-file", st.signer.CertificateBundle())
+		return
 	default:
 		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
 		return
 	}
-	switch r.Method {
-	case http.MethodGet:
+	switch {
+	case r.Method == http.MethodGet:
 		s.serveToken(w, r, st)
-	case http.MethodPost:
-		// The only answer that every client which tries OAuth2 first reads
-		// as "use GET instead" (protocol.md §0 item 8).
+	case r.Method == http.MethodPost && st.refresh != nil:
+		s.serveToken(w, r, st)
+	case r.Method == http.MethodPost:
+		// token.oauth2: false. 404 is the only answer every client that
+		// tries OAuth2 first reads as "use GET instead" (protocol.md §0.8).
 		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeUnsupported, Message: "OAuth2 token requests are not enabled; use GET"})
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -178,31 +191,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// servePublished answers GET and HEAD for a published document.
+func servePublished(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 	start := s.now()
-	req, e := parseRequest(r, st.ipc)
+	var req *Request
+	var e *Error
+	if r.Method == http.MethodPost {
+		req, e = parsePost(w, r, st.ipc)
+	} else {
+		req, e = parseRequest(r, st.ipc, st.refresh != nil)
+	}
 	if e != nil {
 		s.fail(w, r, nil, e)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	id, e := st.chain.authenticate(ctx, req)
+	id, e := st.identify(ctx, req)
 	if e != nil {
 		s.fail(w, r, req, e)
 		return
 	}
 	access, decisions := st.authorize(req, id)
-	tok, err := st.signer.Issue(id.Account, req.Service, access)
+	resp, err := st.respond(req, id, access)
 	if err != nil {
 		s.fail(w, r, req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err})
 		return
 	}
-	writeToken(w, tok)
+	writeJSON(w, resp)
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "token issued",
 		slog.String("account", id.Account),
 		slog.String("authenticator", id.Backend),
 		slog.String("client_ip", ipString(req.IP)),
+		slog.String("grant", grantName(req)),
+		slog.String("client_id", req.ClientID),
 		slog.String("service", req.Service),
 		slog.Any("requested", scopeStrings(req.Scopes)),
 		slog.Any("granted", decisions),

@@ -116,7 +116,7 @@ func TestTokenEndpoint(t *testing.T) {
 		{"htpasswd wrong password", "GET", "/gh/auth?service=registry", "carol", "x", 401, "", "", CodeUnauthorized},
 		{"bad scope", "GET", "/gh/auth?service=registry&scope=nonsense", "alice", "alicepw", 400, "", "", CodeBadRequest},
 		{"missing service", "GET", "/gh/auth?scope=repository:alice/app:pull", "alice", "alicepw", 400, "", "", CodeBadRequest},
-		{"POST is not OAuth2 yet", "POST", "/gh/auth", "alice", "alicepw", 404, "", "", CodeUnsupported},
+		{"POST without a form", "POST", "/gh/auth", "alice", "alicepw", 400, "", "", CodeBadRequest},
 		{"PUT", "PUT", "/gh/auth?service=registry", "alice", "alicepw", 405, "", "", CodeUnsupported},
 		{"outside the prefix", "GET", "/auth?service=registry", "alice", "alicepw", 404, "", "", CodeNotFound},
 	}

@@ -109,6 +109,11 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"3|server.net|tcp or unix", "6|token.expiration|60", "18|acl[2].match.ip|"},
 		},
 		{
+			name: "match keys without a value would match everyone",
+			yml:  base + "  - match: {account: , name: \"x/*\"}\n    actions: [push]\n  - match:\n      labels: {group: }\n    actions: [pull]\n",
+			want: []string{"17|acl[2].match.account|no value", "20|acl[3].match.labels.group|no value"},
+		},
+		{
 			name: "missing acl section",
 			yml:  base[:strings.Index(base, "acl:")],
 			want: []string{"acl|required"},

@@ -278,11 +278,4 @@ func (c *Config) lineOf(path []string) int {
 }
 
 // has reports whether the top-level key is present in the file.
-func (c *Config) has(key string) bool {
-	for i := 0; i+1 < len(c.root.Content); i += 2 {
-		if c.root.Content[i].Value == key {
-			return true
-		}
-	}
-	return false
-}
+func (c *Config) has(key string) bool { return c.value(key) != nil }

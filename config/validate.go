@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -54,8 +55,11 @@ func (c *Config) validate() error {
 
 	if !c.has("acl") {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
-	} else if _, err := acl.Compile(c.ACL); err != nil {
-		add(err, "acl")
+	} else {
+		add(c.nullMatches())
+		if _, err := acl.Compile(c.ACL); err != nil {
+			add(err, "acl")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -116,4 +120,50 @@ func (s *Server) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// nullMatches rejects match keys written without a value ("account:"):
+// they decode as absent and would match every request, as docker_auth's
+// do.
+func (c *Config) nullMatches() error {
+	var errs []error
+	seq := c.value("acl")
+	if seq == nil || seq.Kind != yaml.SequenceNode {
+		return nil
+	}
+	for i, rule := range seq.Content {
+		match := mappingValue(rule, "match")
+		if match == nil {
+			continue
+		}
+		for j := 0; j+1 < len(match.Content); j += 2 {
+			k, v := match.Content[j], match.Content[j+1]
+			if v.Tag == "!!null" {
+				errs = append(errs, cfgerr.At(errors.New(`has no value, which would match every request; write "" to mean empty, or remove the key`), "acl", strconv.Itoa(i), "match", k.Value))
+			}
+			if k.Value == "labels" && v.Kind == yaml.MappingNode {
+				for l := 0; l+1 < len(v.Content); l += 2 {
+					if v.Content[l+1].Tag == "!!null" {
+						errs = append(errs, cfgerr.At(errors.New("has no value; write a pattern or remove the key"), "acl", strconv.Itoa(i), "match", "labels", v.Content[l].Value))
+					}
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// value returns the node of a top-level key, or nil.
+func (c *Config) value(key string) *yaml.Node { return mappingValue(c.root, key) }
+
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }

@@ -55,7 +55,33 @@ type Config struct {
 	// compatibility: it means kid: thumbprint (and conflicts with any other
 	// kid).
 	DisableLegacyKeyID bool `yaml:"disable_legacy_key_id"`
+
+	// OAuth2 enables POST to the token endpoint and refresh tokens; nil
+	// means true. With false, POST answers 404 (clients then use GET) and
+	// no refresh token is ever issued.
+	OAuth2 *bool `yaml:"oauth2"`
+	// RefreshExpiration is the refresh-token lifetime in seconds; 0 means
+	// DefaultRefreshExpiration. Docker keeps the token from docker login
+	// until the next login, so make it long.
+	RefreshExpiration int64 `yaml:"refresh_expiration"`
+	// RefreshSecretFile holds the secret (at least 32 bytes) that signs
+	// refresh tokens. Without it the secret is derived from the signing
+	// key, so replacing the key revokes every refresh token; set it to keep
+	// them across key rotations. Changing it revokes them all.
+	RefreshSecretFile string `yaml:"refresh_secret_file"`
+	// NextCertificate and NextKey name the key pair that will sign next.
+	// It does not sign yet: it is published in the JWKS and the
+	// certificate bundle so registries can trust it before the switch.
+	NextCertificate string `yaml:"next_certificate"`
+	NextKey         string `yaml:"next_key"`
 }
+
+// DefaultRefreshExpiration is the refresh-token lifetime when
+// refresh_expiration is not set: 90 days.
+const DefaultRefreshExpiration = 90 * 24 * 3600
+
+// OAuth2Enabled reports whether POST and refresh tokens are on.
+func (c *Config) OAuth2Enabled() bool { return c.OAuth2 == nil || *c.OAuth2 }
 
 // Validate checks the section without touching files and returns every
 // problem, joined, each placed at its key with cfgerr.At (paths relative to
@@ -89,6 +115,18 @@ func (c *Config) Validate() error {
 	case "", KIDLibtrust, KIDThumbprint, KIDNone:
 	default:
 		add("kid", "kid must be %s, %s or %s, got %q", KIDLibtrust, KIDThumbprint, KIDNone, c.KID)
+	}
+	switch {
+	case c.RefreshExpiration < 0, c.RefreshExpiration > 0 && c.RefreshExpiration < MinExpiration:
+		add("refresh_expiration", "refresh_expiration must be at least %d seconds, got %d", MinExpiration, c.RefreshExpiration)
+	case c.RefreshExpiration > maxExpiration:
+		add("refresh_expiration", "refresh_expiration %d seconds is too large", c.RefreshExpiration)
+	}
+	if !c.OAuth2Enabled() && (c.RefreshExpiration != 0 || c.RefreshSecretFile != "") {
+		add("oauth2", "refresh_expiration and refresh_secret_file need oauth2 (refresh tokens are redeemed by POST)")
+	}
+	if (c.NextCertificate == "") != (c.NextKey == "") {
+		add("next_certificate", "next_certificate and next_key go together")
 	}
 	if c.DisableLegacyKeyID && (c.KID == KIDLibtrust || c.KID == KIDNone) {
 		add("disable_legacy_key_id", "disable_legacy_key_id means kid: %s and conflicts with kid: %s; remove one of them", KIDThumbprint, c.KID)
@@ -146,6 +184,16 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 		return nil, err
 	}
 	if err := s.init(c, kp); err != nil {
+		return nil, err
+	}
+	next, err := c.loadNextKeyPair(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.publish(next); err != nil {
+		return nil, err
+	}
+	if s.refresh, err = c.newRefresher(kp.key, s); err != nil {
 		return nil, err
 	}
 	if generated {

@@ -105,6 +105,9 @@ type Signer struct {
 	now        func() time.Time
 	log        *slog.Logger
 
+	published published  // JWKS and certificate bundle
+	refresh *Refresher // nil when OAuth2 is off
+
 	header      string // base64url(header JSON) + "."
 	claimsStart []byte // `{"iss":"…","sub":`
 	pool        sync.Pool

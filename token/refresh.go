@@ -1,0 +1,160 @@
+package token
+
+import (
+	"crypto"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// Refresh tokens are HMAC-signed JWTs that only Gatehouse can verify. They
+// differ from access tokens in algorithm (HS256 with a secret no registry
+// holds), header type and audience ("gatehouse-refresh:" + service), so a
+// registry never accepts one as an access token.
+const (
+	refreshType        = "gatehouse-refresh+jwt"
+	refreshAudiencePfx = "gatehouse-refresh:"
+	// MinRefreshSecret is the shortest refresh_secret_file content accepted.
+	MinRefreshSecret = 32
+)
+
+// ErrInvalidRefreshToken is returned (wrapped with the reason) for a refresh
+// token that is malformed, forged, expired or meant for another service.
+var ErrInvalidRefreshToken = errors.New("token: invalid refresh token")
+
+// RefreshClaims are what a refresh token says.
+type RefreshClaims struct {
+	// Subject is the account the token was issued to.
+	Subject string
+	// Service is the audience it may be redeemed for.
+	Service string
+	// Authenticator names the backend that authenticated the account; the
+	// account is looked up there again on every use.
+	Authenticator string
+	IssuedAt      time.Time
+	ExpiresAt     time.Time
+}
+
+type refreshJWT struct {
+	jwt.RegisteredClaims
+	Authenticator string `json:"gh_authn"`
+}
+
+// Refresher issues and verifies refresh tokens. It is safe for concurrent
+// use.
+type Refresher struct {
+	secret []byte
+	issuer string
+	ttl    time.Duration
+	now    func() time.Time
+	parser *jwt.Parser
+}
+
+// newRefresher returns nil when OAuth2 is off. The secret comes from
+// refresh_secret_file, else it is derived from the signing key with HKDF.
+func (c *Config) newRefresher(key crypto.Signer, s *Signer) (*Refresher, error) {
+	if !c.OAuth2Enabled() {
+		return nil, nil
+	}
+	var secret []byte
+	if c.RefreshSecretFile != "" {
+		data, err := os.ReadFile(c.RefreshSecretFile)
+		if err != nil {
+			return nil, cfgerr.At(fmt.Errorf("token: reading refresh secret: %w", err), "refresh_secret_file")
+		}
+		secret = []byte(strings.TrimSpace(string(data)))
+		if len(secret) < MinRefreshSecret {
+			return nil, cfgerr.At(fmt.Errorf("token: refresh secret in %s is %d bytes; use at least %d (e.g. head -c 48 /dev/urandom | base64)", c.RefreshSecretFile, len(secret), MinRefreshSecret), "refresh_secret_file")
+		}
+	} else {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, cfgerr.At(fmt.Errorf("token: deriving refresh secret: %w", err), "key")
+		}
+		secret, err = hkdf.Key(sha256.New, der, nil, "gatehouse refresh-token secret v1", 32)
+		if err != nil {
+			return nil, fmt.Errorf("token: deriving refresh secret: %w", err)
+		}
+	}
+	ttl := time.Duration(c.RefreshExpiration) * time.Second
+	if ttl == 0 {
+		ttl = DefaultRefreshExpiration * time.Second
+	}
+	r := &Refresher{secret: secret, issuer: c.Issuer, ttl: ttl, now: s.now}
+	r.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(c.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return r.now() }),
+	)
+	return r, nil
+}
+
+// Refresher returns the signer's refresh-token issuer, or nil when OAuth2
+// is off.
+func (s *Signer) Refresher() *Refresher { return s.refresh }
+
+// Issue returns a refresh token for subject, redeemable for service.
+func (r *Refresher) Issue(subject, service, authenticator string) (string, error) {
+	now := r.now().Truncate(time.Second)
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return "", fmt.Errorf("token: refresh token id: %w", err)
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, refreshJWT{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    r.issuer,
+			Subject:   subject,
+			Audience:  jwt.ClaimStrings{refreshAudiencePfx + service},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(r.ttl)),
+			ID:        base64.RawURLEncoding.EncodeToString(id),
+		},
+		Authenticator: authenticator,
+	})
+	t.Header["typ"] = refreshType
+	raw, err := t.SignedString(r.secret)
+	if err != nil {
+		return "", fmt.Errorf("token: signing refresh token: %w", err)
+	}
+	return raw, nil
+}
+
+// Verify checks raw and that it was issued for service. Every failure wraps
+// ErrInvalidRefreshToken.
+func (r *Refresher) Verify(raw, service string) (*RefreshClaims, error) {
+	var c refreshJWT
+	t, err := r.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		if t.Header["typ"] != refreshType {
+			return nil, errors.New("not a refresh token")
+		}
+		return r.secret, nil
+	})
+	if err != nil || !t.Valid {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRefreshToken, err)
+	}
+	if len(c.Audience) != 1 || c.Audience[0] != refreshAudiencePfx+service {
+		return nil, fmt.Errorf("%w: issued for another service", ErrInvalidRefreshToken)
+	}
+	if c.Subject == "" || c.Authenticator == "" {
+		return nil, fmt.Errorf("%w: no subject or authenticator", ErrInvalidRefreshToken)
+	}
+	return &RefreshClaims{
+		Subject:       c.Subject,
+		Service:       service,
+		Authenticator: c.Authenticator,
+		IssuedAt:      c.IssuedAt.Time,
+		ExpiresAt:     c.ExpiresAt.Time,
+	}, nil
+}
