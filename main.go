@@ -3,6 +3,9 @@
 //
 //	gatehouse CONFIG              run the server (as docker_auth's image does)
 //	gatehouse serve CONFIG        the same
+//	gatehouse validate CONFIG     check a configuration; every problem with its line
+//	gatehouse check CONFIG --account A [--label k=v] [--ip IP] [--service S] SCOPE...
+//	                              show what the ACL grants and which rule decides
 //	gatehouse hash [-cost N]      read a password on stdin, print its bcrypt hash
 //	gatehouse version             print the version
 package main
@@ -26,6 +29,9 @@ var version = ""
 const usage = `usage:
   gatehouse CONFIG               run the server with the configuration file CONFIG
   gatehouse serve CONFIG         the same
+  gatehouse validate CONFIG      check CONFIG: exit 0, or print every problem with its line and exit 1
+  gatehouse check CONFIG --account A [--label KEY=VALUE ...] [--ip IP] [--service S] SCOPE...
+                                 print, for each scope, the granted actions and the ACL rule that decided
   gatehouse hash [-cost N]       read a password on stdin and print a bcrypt hash for users:
   gatehouse version              print the version
 `
@@ -48,6 +54,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return serve(args[1], stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
 	case "hash":
 		return hash(args[1:], stdin, stdout, stderr)
 	case "version", "-version", "--version":

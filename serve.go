@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // HTTP server limits: a token request is small and quick.
@@ -29,39 +31,91 @@ const (
 	drainTimeout      = 30 * time.Second
 )
 
+// newLogger makes the process logger from the log: section; the level can
+// change on reload through level.
+func newLogger(w io.Writer, lc config.Log, level *slog.LevelVar) *slog.Logger {
+	level.Set(lc.SlogLevel())
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// build makes everything a loaded configuration names: the server and the
+// TLS certificate it serves with.
+func build(cfg *config.Config, opts ...auth.Option) (*auth.Server, *tls.Certificate, error) {
+	cert, err := loadServerCertificate(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := auth.New(cfg, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, cert, nil
+}
+
+func loadServerCertificate(cfg *config.Config) (*tls.Certificate, error) {
+	if cfg.Server.Certificate == "" {
+		return nil, nil
+	}
+	c, err := tls.LoadX509KeyPair(cfg.Server.Certificate, cfg.Server.Key)
+	if err != nil {
+		return nil, cfg.Annotate(cfgerr.At(fmt.Errorf("loading the TLS key pair: %w", err), "server", "certificate"))
+	}
+	return &c, nil
+}
+
 func serve(path string, stderr io.Writer) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	srv, err := auth.New(cfg, auth.WithLogger(logger))
+	level := new(slog.LevelVar)
+	logger := newLogger(stderr, cfg.Log, level)
+	srv, cert, err := build(cfg, auth.WithLogger(logger), auth.WithVersion(buildVersion()))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer srv.Close()
 
-	ln, err := listen(cfg.Server)
+	ln, err := listen(cfg.Server.Net, cfg.Server.Addr)
 	if err != nil {
 		logger.Error("cannot listen", "addr", cfg.Server.Addr, "err", err)
 		return 1
 	}
-	hs := newHTTPServer(cfg.Server, srv, logger)
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	errc := make(chan error, 1)
+	var certPtr atomic.Pointer[tls.Certificate]
+	certPtr.Store(cert)
+	hs := newHTTPServer(cfg.Server, srv, &certPtr, logger)
+	servers := []*http.Server{hs}
+	errc := make(chan error, 2)
 	go func() {
 		if hs.TLSConfig != nil {
-			errc <- hs.ServeTLS(ln, cfg.Server.Certificate, cfg.Server.Key)
+			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
 		}
 	}()
+	if cfg.Server.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.Server.MetricsAddr)
+		if err != nil {
+			logger.Error("cannot listen for metrics", "addr", cfg.Server.MetricsAddr, "err", err)
+			return 1
+		}
+		ms := &http.Server{Handler: metricsMux(srv), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
+		servers = append(servers, ms)
+		go func() { errc <- ms.Serve(mln) }()
+	}
 	logger.Info("gatehouse serving", "version", buildVersion(), "addr", ln.Addr().String(),
-		"tls", hs.TLSConfig != nil, "path_prefix", cfg.Server.PathPrefix, "config", path)
+		"tls", hs.TLSConfig != nil, "path_prefix", cfg.Server.PathPrefix, "metrics_addr", cfg.Server.MetricsAddr, "config", path)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	rl := &reloader{path: path, srv: srv, cert: &certPtr, logger: logger, level: level, cfg: cfg}
+	go rl.run(ctx)
 
 	select {
 	case err := <-errc:
@@ -72,15 +126,24 @@ func serve(path string, stderr io.Writer) int {
 	logger.Info("shutting down: draining in-flight requests", "timeout", drainTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		logger.Error("drain incomplete", "err", err)
-		return 1
+	code := 0
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			logger.Error("drain incomplete", "err", err)
+			code = 1
+		}
 	}
 	logger.Info("stopped")
-	return 0
+	return code
 }
 
-func newHTTPServer(sc config.Server, h http.Handler, logger *slog.Logger) *http.Server {
+func metricsMux(srv *auth.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", srv.Metrics().Handler())
+	return mux
+}
+
+func newHTTPServer(sc config.Server, h http.Handler, cert *atomic.Pointer[tls.Certificate], logger *slog.Logger) *http.Server {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -90,8 +153,12 @@ func newHTTPServer(sc config.Server, h http.Handler, logger *slog.Logger) *http.
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if sc.Certificate != "" {
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if cert.Load() != nil {
+		hs.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// Read on every handshake, so a reload can replace the certificate.
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil },
+		}
 		if v, ok := config.TLSVersions[sc.TLSMinVersion]; ok {
 			hs.TLSConfig.MinVersion = v
 		}
@@ -111,21 +178,20 @@ func hstsHandler(h http.Handler) http.Handler {
 
 // listen opens the configured listener; for a unix socket it replaces a
 // stale socket file left by an earlier run.
-func listen(sc config.Server) (net.Listener, error) {
-	network := sc.Net
+func listen(network, addr string) (net.Listener, error) {
 	if network == "" {
 		network = "tcp"
 	}
 	if network == "unix" {
-		if fi, err := os.Lstat(sc.Addr); err == nil && fi.Mode()&fs.ModeSocket != 0 {
-			if c, err := net.Dial("unix", sc.Addr); err == nil {
+		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			if c, err := net.Dial("unix", addr); err == nil {
 				c.Close()
-				return nil, fmt.Errorf("socket %s is in use", sc.Addr)
+				return nil, fmt.Errorf("socket %s is in use", addr)
 			}
-			_ = os.Remove(sc.Addr)
+			_ = os.Remove(addr)
 		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
-	return net.Listen(network, sc.Addr)
+	return net.Listen(network, addr)
 }

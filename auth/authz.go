@@ -11,22 +11,30 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/acl"
+	"github.com/gatehouse/gatehouse/authn"
 	"github.com/gatehouse/gatehouse/token"
 )
 
-// decisionLog is how one scope was decided, for the audit line.
-type decisionLog struct {
-	Scope   string `json:"scope"`
+// Decision is how one requested scope was decided: for the audit line and
+// for gatehouse check.
+type Decision struct {
+	// Scope is the requested scope, "type:name:actions".
+	Scope string `json:"scope"`
+	// Granted lists the granted actions, comma-separated ("" for none).
 	Granted string `json:"granted"`
-	Rule    int    `json:"rule"` // -1: no rule matched
+	// Rule is the index of the deciding ACL rule, -1 when none matched.
+	Rule int `json:"rule"`
+	// Comment is that rule's comment.
 	Comment string `json:"comment,omitempty"`
 }
 
 // authorize decides every requested scope. A scope nothing grants stays in
 // the token with no actions: a partial or empty grant is not an error.
-func (st *state) authorize(req *Request, id *identity) ([]token.Access, []decisionLog) {
-	access := make([]token.Access, 0, len(req.Scopes))
-	logs := make([]decisionLog, 0, len(req.Scopes))
+// complete reports whether every requested action was granted.
+func (st *state) authorize(req *Request, id *identity) (access []token.Access, logs []Decision, complete bool) {
+	access = make([]token.Access, 0, len(req.Scopes))
+	logs = make([]Decision, 0, len(req.Scopes))
+	complete = true
 	for _, sc := range req.Scopes {
 		d := st.acl.Decide(&acl.Request{
 			Account: id.Account,
@@ -38,9 +46,10 @@ func (st *state) authorize(req *Request, id *identity) ([]token.Access, []decisi
 			Actions: sc.Actions,
 		})
 		access = append(access, token.Access{Type: sc.Type, Name: sc.Name, Actions: d.Actions})
-		logs = append(logs, decisionLog{Scope: sc.String(), Granted: strings.Join(d.Actions, ","), Rule: d.Rule, Comment: d.Comment})
+		complete = complete && len(d.Actions) == len(sc.Actions)
+		logs = append(logs, Decision{Scope: sc.String(), Granted: strings.Join(d.Actions, ","), Rule: d.Rule, Comment: d.Comment})
 	}
-	return access, logs
+	return access, logs, complete
 }
 
 // identify establishes who the request is from: a refresh token is checked
@@ -146,4 +155,16 @@ func ipString(ip netip.Addr) string {
 		return ""
 	}
 	return ip.String()
+}
+
+// Explain decides scopes for account, with labels, as the token endpoint
+// does after authentication: the same ACLs, in the same order. gatehouse
+// check uses it to debug a policy without a registry.
+func (s *Server) Explain(account string, labels authn.Labels, ip netip.Addr, service string, scopes []Scope) []Decision {
+	st := s.state.Load()
+	if st == nil {
+		return nil
+	}
+	_, decisions, _ := st.authorize(&Request{Service: service, Scopes: scopes, IP: ip}, &identity{Account: account, Labels: labels})
+	return decisions
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gatehouse/gatehouse/authn"
 )
@@ -16,6 +17,7 @@ type chain struct {
 	backends  []authn.Authenticator
 	fake      *authn.FakeHash
 	challenge string
+	metrics   *Metrics
 }
 
 // identity is who a request was authenticated as.
@@ -25,7 +27,7 @@ type identity struct {
 	Backend string // the authenticator that answered
 }
 
-func newChain(backends []authn.Authenticator, realm string) (*chain, error) {
+func newChain(backends []authn.Authenticator, realm string, m *Metrics) (*chain, error) {
 	cost := 0
 	for _, b := range backends {
 		if bc, ok := b.(authn.BcryptCoster); ok {
@@ -36,7 +38,7 @@ func newChain(backends []authn.Authenticator, realm string) (*chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm)}, nil
+	return &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m}, nil
 }
 
 // Messages of 401 answers: the same for every wrong credential, so the
@@ -68,7 +70,9 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 		return nil, c.unauthorized(msgBadCredentials, errors.New("password without a user name"))
 	}
 	for _, b := range c.backends {
+		start := time.Now()
 		labels, err := b.Authenticate(ctx, account, password)
+		c.observe(b.Name(), start, err)
 		switch {
 		case err == nil:
 			return &identity{Account: account, Labels: labels, Backend: b.Name()}, nil
@@ -97,7 +101,9 @@ func (c *chain) lookup(ctx context.Context, backend, account string) (*identity,
 		if b.Name() != backend {
 			continue
 		}
+		start := time.Now()
 		labels, err := b.Lookup(ctx, account)
+		c.observe(b.Name(), start, err)
 		switch {
 		case err == nil:
 			return &identity{Account: account, Labels: labels, Backend: backend}, nil
@@ -116,5 +122,17 @@ func unavailable(reason error) *Error {
 		Code:    CodeUnavailable,
 		Message: "authentication backend unavailable, try again later",
 		Err:     reason,
+	}
+}
+
+// observe records one backend call: its latency, and an error that is not
+// an answer about the credentials.
+func (c *chain) observe(backend string, start time.Time, err error) {
+	if c.metrics == nil {
+		return
+	}
+	c.metrics.observeStage("authn", backend, time.Since(start))
+	if err != nil && !errors.Is(err, authn.ErrNoMatch) && !errors.Is(err, authn.ErrWrongPassword) {
+		c.metrics.backendErrors.WithLabelValues(backend).Inc()
 	}
 }

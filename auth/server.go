@@ -12,12 +12,9 @@
 package auth
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -33,9 +30,11 @@ const RequestTimeout = 10 * time.Second
 
 // Server answers token requests. It is an http.Handler.
 type Server struct {
-	state  atomic.Pointer[state]
-	logger *slog.Logger
-	now    func() time.Time
+	state   atomic.Pointer[state]
+	logger  *slog.Logger
+	now     func() time.Time
+	version string
+	metrics *Metrics
 }
 
 // state is everything built from one configuration.
@@ -59,21 +58,56 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 // WithClock sets the clock used for token times (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
+// WithVersion sets the version reported by gatehouse_build_info.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
 // New builds a Server from cfg: it reads the key pair and the files the
 // configuration names, and compiles the ACL. Problems are reported as a
 // *config.Error naming the lines of cfg's file.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	s := &Server{logger: slog.New(slog.DiscardHandler), now: time.Now, version: "(devel)"}
 	for _, o := range opts {
 		o(s)
 	}
+	s.metrics = newMetrics(s.version)
 	st, err := s.build(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.state.Store(st)
+	s.metrics.lastReload.SetToCurrentTime()
 	return s, nil
 }
+
+// retireDelay is how long a replaced configuration's backends stay open
+// after a reload, so requests already using them finish.
+const retireDelay = RequestTimeout + 5*time.Second
+
+// Reload builds a new state from cfg and swaps it in atomically: requests
+// in flight finish with the old one, the next ones use the new one. If cfg
+// cannot be built, the error is returned (a *config.Error), the failure is
+// counted and the current configuration keeps serving.
+func (s *Server) Reload(cfg *config.Config) error {
+	st, err := s.build(cfg)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	old := s.state.Swap(st)
+	s.metrics.reloads.WithLabelValues("success").Inc()
+	s.metrics.lastReload.SetToCurrentTime()
+	if old != nil {
+		time.AfterFunc(retireDelay, old.close)
+	}
+	return nil
+}
+
+// CountReloadFailure counts a reload that failed before a configuration
+// could be built (the file did not load).
+func (s *Server) CountReloadFailure() { s.metrics.reloads.WithLabelValues("failure").Inc() }
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) build(cfg *config.Config) (*state, error) {
 	var errs []error
@@ -115,7 +149,7 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		return nil, cfg.Annotate(errors.Join(errs...))
 	}
 	issuer := cfg.Token.Issuer
-	if st.chain, err = newChain(st.backends, issuer); err != nil {
+	if st.chain, err = newChain(st.backends, issuer, s.metrics); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -145,122 +179,4 @@ func (s *Server) Config() *config.Config {
 		return st.cfg
 	}
 	return nil
-}
-
-// ServeHTTP routes {path_prefix}/auth and {path_prefix}/auth/token to the
-// token endpoint; everything else is 404.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := s.state.Load()
-	if st == nil {
-		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "server is shutting down"})
-		return
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.logger.Error("panic serving request", "path", r.URL.Path, "panic", v)
-			writeError(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
-		}
-	}()
-	switch r.URL.Path {
-	case st.prefix + "/auth", st.prefix + "/auth/token":
-	case st.prefix + "/.well-known/jwks.json":
-		servePublished(w, r, "application/json", st.signer.JWKSJSON())
-		return
-	case st.prefix + "/.well-known/rootcertbundle.pem":
-		servePublished(w, r, "application/x-pem-file", st.signer.CertificateBundle())
-		return
-	default:
-		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
-		return
-	}
-	switch {
-	case r.Method == http.MethodGet:
-		s.serveToken(w, r, st)
-	case r.Method == http.MethodPost && st.refresh != nil:
-		s.serveToken(w, r, st)
-	case r.Method == http.MethodPost:
-		// token.oauth2: false. 404 is the only answer every client that
-		// tries OAuth2 first reads as "use GET instead" (protocol.md §0.8).
-		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeUnsupported, Message: "OAuth2 token requests are not enabled; use GET"})
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
-	}
-}
-
-// servePublished answers GET and HEAD for a published document.
-func servePublished(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
-		return
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(body)
-	}
-}
-
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
-	start := s.now()
-	var req *Request
-	var e *Error
-	if r.Method == http.MethodPost {
-		req, e = parsePost(w, r, st.ipc)
-	} else {
-		req, e = parseRequest(r, st.ipc, st.refresh != nil)
-	}
-	if e != nil {
-		s.fail(w, r, nil, e)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
-	defer cancel()
-	id, e := st.identify(ctx, req)
-	if e != nil {
-		s.fail(w, r, req, e)
-		return
-	}
-	access, decisions := st.authorize(req, id)
-	resp, err := st.respond(req, id, access)
-	if err != nil {
-		s.fail(w, r, req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err})
-		return
-	}
-	writeJSON(w, resp)
-	s.logger.LogAttrs(ctx, slog.LevelInfo, "token issued",
-		slog.String("account", id.Account),
-		slog.String("authenticator", id.Backend),
-		slog.String("client_ip", ipString(req.IP)),
-		slog.String("grant", grantName(req)),
-		slog.String("client_id", req.ClientID),
-		slog.String("service", req.Service),
-		slog.Any("requested", scopeStrings(req.Scopes)),
-		slog.Any("granted", decisions),
-		slog.Duration("latency", s.now().Sub(start)),
-	)
-}
-
-// fail answers with e and logs the precise reason.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *Request, e *Error) {
-	writeError(w, e)
-	attrs := []slog.Attr{slog.Int("status", e.Status), slog.String("message", e.Message)}
-	if e.Err != nil {
-		attrs = append(attrs, slog.String("reason", e.Err.Error()))
-	}
-	if req != nil {
-		attrs = append(attrs, slog.String("account", req.Account), slog.String("client_ip", ipString(req.IP)), slog.String("service", req.Service))
-	} else {
-		attrs = append(attrs, slog.String("remote", r.RemoteAddr))
-	}
-	level := slog.LevelInfo
-	if e.Status >= 500 {
-		level = slog.LevelError
-	}
-	s.logger.LogAttrs(r.Context(), level, "token request refused", attrs...)
 }

@@ -249,7 +249,7 @@ func TestChain(t *testing.T) {
 			for _, b := range tc.backends {
 				bs = append(bs, b)
 			}
-			c, err := newChain(bs, "realm")
+			c, err := newChain(bs, "realm", newMetrics("test"))
 			if err != nil {
 				t.Fatal(err)
 			}

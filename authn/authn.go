@@ -69,6 +69,13 @@ type Authenticator interface {
 	Lookup(ctx context.Context, account string) (Labels, error)
 }
 
+// Checker is implemented by backends that depend on a server (a
+// directory, a database): Check answers whether it responds within ctx's
+// deadline. /readyz calls it.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // BcryptCoster is implemented by backends that compare bcrypt hashes. The
 // chain uses the highest cost to size the fake comparison it runs for
 // unknown accounts, so they cost as much as a wrong password.

@@ -16,6 +16,10 @@
 package config
 
 import (
+	"log/slog"
+	"reflect"
+	"slices"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse/acl"
@@ -30,6 +34,7 @@ type Config struct {
 	Users    authn.StaticConfig    `yaml:"users"`
 	Htpasswd *authn.HtpasswdConfig `yaml:"htpasswd_auth"`
 	ACL      []acl.Rule            `yaml:"acl"`
+	Log      Log                   `yaml:"log"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.
@@ -37,6 +42,29 @@ type Config struct {
 
 	file string
 	root *yaml.Node
+}
+
+// Log is the `log:` section (Gatehouse's own).
+//
+//	log:
+//	  level: info     # debug | info | warn | error
+//	  format: text    # text | json
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// SlogLevel returns the configured level (info when unset).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // Server is the `server:` section.
@@ -49,6 +77,7 @@ type Config struct {
 //	  key: /ssl/server.key
 //	  real_ip_header: X-Forwarded-For  # take the client IP from this header
 //	  real_ip_pos: -1            # which comma-separated entry; negative counts from the end
+//	  metrics_addr: ":9090"      # serve /metrics here instead of on addr
 type Server struct {
 	Addr          string `yaml:"addr"`
 	Net           string `yaml:"net"`
@@ -59,6 +88,7 @@ type Server struct {
 	RealIPPos     int    `yaml:"real_ip_pos"`
 	HSTS          bool   `yaml:"hsts"`
 	TLSMinVersion string `yaml:"tls_min_version"`
+	MetricsAddr   string `yaml:"metrics_addr"`
 
 	// docker_auth server keys Gatehouse does not implement.
 	LetsEncrypt         yaml.Node `yaml:"letsencrypt"`
@@ -103,3 +133,30 @@ var unsupportedReason = map[string]string{
 
 // File returns the path the configuration was read from.
 func (c *Config) File() string { return c.file }
+
+// Files lists the files the configuration refers to (keys, certificates,
+// password and htpasswd files): what a change to should trigger a reload.
+// Sections that refer to files report them through a Files method.
+func (c *Config) Files() []string {
+	files := []string{c.Server.Certificate, c.Server.Key, c.Token.Certificate, c.Token.Key,
+		c.Token.NextCertificate, c.Token.NextKey, c.Token.RefreshSecretFile}
+	if c.Htpasswd != nil {
+		files = append(files, c.Htpasswd.Path)
+	}
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() || v.Field(i).IsZero() {
+			continue
+		}
+		if f, ok := v.Field(i).Interface().(interface{ Files() []string }); ok {
+			files = append(files, f.Files()...)
+		}
+	}
+	out := files[:0]
+	for _, f := range files {
+		if f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

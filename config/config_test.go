@@ -114,6 +114,16 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"17|acl[2].match.account|no value", "20|acl[3].match.labels.group|no value"},
 		},
 		{
+			name: "unknown log level and format",
+			yml:  base + "log: {level: verbose, format: xml}\n",
+			want: []string{"17|log.level|debug, info", "17|log.format|text or json"},
+		},
+		{
+			name: "unset environment variable",
+			yml:  strings.Replace(base, `issuer: "test issuer"`, `issuer: "${env:GATEHOUSE_TEST_UNSET}"`, 1),
+			want: []string{"4|token.issuer|GATEHOUSE_TEST_UNSET is not set"},
+		},
+		{
 			name: "missing acl section",
 			yml:  base[:strings.Index(base, "acl:")],
 			want: []string{"acl|required"},
@@ -232,5 +242,28 @@ func TestAnnotate(t *testing.T) {
 		"auth_config.yml:15: acl[1].match.name: nope"
 	if err.Error() != want {
 		t.Fatalf("got\n%s\nwant\n%s", err, want)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Setenv("GH_TEST_ISSUER", "from the environment")
+	t.Setenv("GH_TEST_DIR", "/run/secrets")
+	yml := strings.NewReplacer(
+		`issuer: "test issuer"`, `issuer: "${env:GH_TEST_ISSUER}"`,
+		"key: /ssl/token.key", "key: ${env:GH_TEST_DIR}/token.key",
+		`name: "${account}/*"`, `name: "${account}/*"`,
+	).Replace(base) + "log: {level: debug, format: json}\n"
+	c, perr := parse(t, yml)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if c.Token.Issuer != "from the environment" || c.Token.Key != "/run/secrets/token.key" {
+		t.Fatalf("token %+v", c.Token)
+	}
+	if *c.ACL[1].Match.Name != "${account}/*" {
+		t.Fatalf("an ACL placeholder was touched: %q", *c.ACL[1].Match.Name)
+	}
+	if c.Log.SlogLevel().String() != "DEBUG" || c.Log.Format != "json" {
+		t.Fatalf("log %+v", c.Log)
 	}
 }

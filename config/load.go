@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -87,6 +88,11 @@ func Parse(file string, data []byte) (*Config, error) {
 		for _, msg := range te.Errors {
 			problems = append(problems, c.typeProblem(msg))
 		}
+	}
+	if err := c.checkEnv(environ); err != nil {
+		problems = append(problems, c.problems(err)...)
+	} else {
+		expandEnv(reflect.ValueOf(c).Elem(), environ)
 	}
 	// A key whose value could not be decoded is not validated again: its
 	// zero value would only add a second, misleading problem.

@@ -34,6 +34,7 @@ func (c *Config) validate() error {
 
 	add(c.unsupported())
 	add(c.Server.validate(), "server")
+	add(c.Log.validate(), "log")
 
 	// docker_auth signs with the server's TLS key pair when token has none.
 	if c.Token.Certificate == "" && c.Token.Key == "" && !c.Token.GenerateIfMissing {
@@ -166,4 +167,19 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+func (l *Log) validate() error {
+	var errs []error
+	switch l.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, cfgerr.At(fmt.Errorf("must be debug, info, warn or error, got %q", l.Level), "level"))
+	}
+	switch l.Format {
+	case "", "text", "json":
+	default:
+		errs = append(errs, cfgerr.At(fmt.Errorf("must be text or json, got %q", l.Format), "format"))
+	}
+	return errors.Join(errs...)
 }

@@ -106,7 +106,7 @@ type Signer struct {
 	log        *slog.Logger
 
 	published published  // JWKS and certificate bundle
-	refresh *Refresher // nil when OAuth2 is off
+	refresh   *Refresher // nil when OAuth2 is off
 
 	header      string // base64url(header JSON) + "."
 	claimsStart []byte // `{"iss":"…","sub":`

@@ -1,0 +1,194 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/authn"
+)
+
+// ServeHTTP routes, under {path_prefix}:
+//
+//	/auth, /auth/token              the token endpoint (GET; POST for OAuth2)
+//	/.well-known/jwks.json          the signing keys as a JWKS
+//	/.well-known/rootcertbundle.pem the signing certificates
+//	/metrics                        Prometheus metrics (unless server.metrics_addr is set)
+//	/healthz, /readyz               liveness and readiness (also without the prefix)
+//
+// Everything else is 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	if st == nil {
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "server is shutting down"})
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.Error("panic serving request", "path", r.URL.Path, "panic", v)
+			writeError(w, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
+		}
+	}()
+	path := r.URL.Path
+	switch path {
+	case st.prefix + "/auth", st.prefix + "/auth/token":
+	case st.prefix + "/.well-known/jwks.json":
+		servePublished(w, r, "application/json", st.signer.JWKSJSON())
+		return
+	case st.prefix + "/.well-known/rootcertbundle.pem":
+		servePublished(w, r, "application/x-pem-file", st.signer.CertificateBundle())
+		return
+	case st.prefix + "/healthz", "/healthz":
+		servePublished(w, r, "text/plain; charset=utf-8", []byte("ok\n"))
+		return
+	case st.prefix + "/readyz", "/readyz":
+		s.serveReady(w, r, st)
+		return
+	case st.prefix + "/metrics":
+		if st.cfg.Server.MetricsAddr == "" {
+			s.metrics.Handler().ServeHTTP(w, r)
+			return
+		}
+		fallthrough
+	default:
+		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet, r.Method == http.MethodPost && st.refresh != nil:
+		s.serveToken(w, r, st)
+	case r.Method == http.MethodPost:
+		// token.oauth2: false. 404 is the only answer every client that
+		// tries OAuth2 first reads as "use GET instead" (protocol.md §0.8).
+		writeError(w, &Error{Status: http.StatusNotFound, Code: CodeUnsupported, Message: "OAuth2 token requests are not enabled; use GET"})
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+	}
+}
+
+// servePublished answers GET and HEAD with a fixed document.
+func servePublished(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+// ReadyTimeout bounds each backend's readiness check.
+const ReadyTimeout = 5 * time.Second
+
+// serveReady answers 200 when a configuration is loaded and every backend
+// that can be checked answered within ReadyTimeout, else 503 naming the
+// failing backends.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
+	ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+	defer cancel()
+	failing := map[string]string{}
+	for _, b := range st.backends {
+		if c, ok := b.(authn.Checker); ok {
+			if err := c.Check(ctx); err != nil {
+				failing[b.Name()] = "not answering"
+				s.logger.Warn("readiness check failed", "backend", b.Name(), "err", err)
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if len(failing) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(failing) == 0, "failing": failing})
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
+	start := s.now()
+	var req *Request
+	var e *Error
+	if r.Method == http.MethodPost {
+		req, e = parsePost(w, r, st.ipc)
+	} else {
+		req, e = parseRequest(r, st.ipc, st.refresh != nil)
+	}
+	if e != nil {
+		s.fail(w, r, nil, e, start)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
+	id, e := st.identify(ctx, req)
+	if e != nil {
+		s.fail(w, r, req, e, start)
+		return
+	}
+	t := s.now()
+	access, decisions, complete := st.authorize(req, id)
+	s.metrics.observeStage("authz", "", s.now().Sub(t))
+	t = s.now()
+	resp, err := st.respond(req, id, access)
+	s.metrics.observeStage("sign", "", s.now().Sub(t))
+	if err != nil {
+		s.fail(w, r, req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}, start)
+		return
+	}
+	writeJSON(w, resp)
+	outcome := OutcomeIssued
+	if !complete {
+		outcome = OutcomeDenied
+	}
+	latency := s.now().Sub(start)
+	s.metrics.observeRequest(outcome, grantName(req), latency)
+	s.logger.LogAttrs(ctx, slog.LevelInfo, "token issued",
+		slog.String("outcome", outcome),
+		slog.String("account", id.Account),
+		slog.String("authenticator", id.Backend),
+		slog.String("client_ip", ipString(req.IP)),
+		slog.String("grant", grantName(req)),
+		slog.String("client_id", req.ClientID),
+		slog.String("service", req.Service),
+		slog.Any("requested", scopeStrings(req.Scopes)),
+		slog.Any("decisions", decisions),
+		slog.Bool("refresh_token_issued", resp.RefreshToken != "" && req.Grant != GrantRefresh),
+		slog.Duration("latency", latency),
+	)
+}
+
+// fail answers with e, counts it and logs the precise reason.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *Request, e *Error, start time.Time) {
+	writeError(w, e)
+	outcome, grant := outcomeOf(e), "unknown"
+	if req != nil {
+		grant = grantName(req)
+	}
+	latency := s.now().Sub(start)
+	s.metrics.observeRequest(outcome, grant, latency)
+	attrs := []slog.Attr{slog.String("outcome", outcome), slog.Int("status", e.Status), slog.String("message", e.Message)}
+	if e.Err != nil {
+		attrs = append(attrs, slog.String("reason", e.Err.Error()))
+	}
+	if req != nil {
+		attrs = append(attrs, slog.String("account", req.Account), slog.String("client_ip", ipString(req.IP)),
+			slog.String("grant", grant), slog.String("service", req.Service))
+	} else {
+		attrs = append(attrs, slog.String("remote", r.RemoteAddr))
+	}
+	attrs = append(attrs, slog.Duration("latency", latency))
+	level := slog.LevelInfo
+	if e.Status >= 500 {
+		level = slog.LevelError
+	}
+	s.logger.LogAttrs(r.Context(), level, "token request refused", attrs...)
+}

@@ -1,0 +1,112 @@
+package auth
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Outcomes of a token request, the "outcome" label of
+// gatehouse_token_requests_total.
+const (
+	OutcomeIssued         = "issued"          // every requested action granted
+	OutcomeDenied         = "denied"          // a token, but some requested action refused
+	OutcomeBadRequest     = "bad_request"     // malformed or oversized request
+	OutcomeUnauthorized   = "unauthorized"    // wrong or missing credentials, bad refresh token
+	OutcomeBackendFailure = "backend_failure" // an authenticator could not answer
+	OutcomeInternal       = "internal_error"  // a bug: signing failed
+)
+
+// Metrics are Gatehouse's Prometheus collectors, on a registry of the
+// server's own (no global state): token requests by outcome, latency per
+// stage, backend errors, reloads and build information.
+type Metrics struct {
+	registry      *prometheus.Registry
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	stage         *prometheus.HistogramVec
+	backendErrors *prometheus.CounterVec
+	reloads       *prometheus.CounterVec
+	lastReload    prometheus.Gauge
+}
+
+// latencyBuckets span a cached answer (tens of µs) to a slow bcrypt or
+// directory (seconds).
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(version string) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_token_requests_total",
+			Help: "Token requests by outcome and grant type (password, refresh_token, anonymous).",
+		}, []string{"outcome", "grant"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_token_request_duration_seconds",
+			Help:    "Time to answer a token request, by outcome.",
+			Buckets: latencyBuckets,
+		}, []string{"outcome"}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_stage_duration_seconds",
+			Help:    "Time spent per stage of a token request: authn (per backend), authz, sign.",
+			Buckets: latencyBuckets,
+		}, []string{"stage", "backend"}),
+		backendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_backend_errors_total",
+			Help: "Authenticator calls that failed to answer (the client got 503).",
+		}, []string{"backend"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_config_reloads_total",
+			Help: "Configuration reloads by result (success, failure).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration in force was loaded.",
+		}),
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "gatehouse_build_info",
+		Help:        "Gatehouse's version and Go version; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.reloads, m.lastReload, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}
+
+// Handler serves the metrics in Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// Registry is where the collectors are registered; add your own to it.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+func (m *Metrics) observeRequest(outcome, grant string, d time.Duration) {
+	m.requests.WithLabelValues(outcome, grant).Inc()
+	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeStage(stage, backend string, d time.Duration) {
+	m.stage.WithLabelValues(stage, backend).Observe(d.Seconds())
+}
+
+func outcomeOf(e *Error) string {
+	switch {
+	case e.Status == http.StatusUnauthorized:
+		return OutcomeUnauthorized
+	case e.Status == http.StatusServiceUnavailable:
+		return OutcomeBackendFailure
+	case e.Status >= 500:
+		return OutcomeInternal
+	}
+	return OutcomeBadRequest
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/auth"
+	"github.com/gatehouse/gatehouse/authn"
+	"github.com/gatehouse/gatehouse/config"
+)
+
+// validate loads and builds a configuration exactly as serve would, without
+// listening: every problem is printed with its line and the exit code is 1.
+// ACL warnings are printed too but do not fail.
+func validate(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprint(stderr, "gatehouse validate: want exactly one argument, the configuration file\n\n"+usage)
+		return 2
+	}
+	cfg, err := config.Load(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, _, err := build(cfg, auth.WithLogger(logger))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	srv.Close()
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
+
+// labelFlags collects repeated --label KEY=VALUE flags.
+type labelFlags authn.Labels
+
+func (l labelFlags) String() string { return "" }
+
+func (l labelFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	l[k] = append(l[k], val)
+	return nil
+}
+
+// check decides scopes for an account with the server's own ACL code, and
+// prints for each scope the granted actions and the rule that decided.
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	account := fs.String("account", "", "the account to decide for (\"\" is anonymous)")
+	ip := fs.String("ip", "", "the client IP address")
+	service := fs.String("service", "registry", "the requested service (the registry's auth.token.service)")
+	labels := labelFlags{}
+	fs.Var(labels, "label", "a label of the account, KEY=VALUE (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: gatehouse check CONFIG --account A [--label k=v ...] [--ip IP] [--service S] SCOPE...")
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs.Usage()
+		return 2
+	}
+	path := args[0]
+	// Flags and scopes may come in any order after CONFIG.
+	var scopeArgs []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		scopeArgs = append(scopeArgs, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(scopeArgs) == 0 {
+		fmt.Fprintln(stderr, "gatehouse check: name at least one scope, e.g. repository:alice/app:pull,push")
+		return 2
+	}
+	scopes, err := auth.ParseScopes(scopeArgs)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse check:", err)
+		return 2
+	}
+	var addr netip.Addr
+	if *ip != "" {
+		if addr, err = netip.ParseAddr(*ip); err != nil {
+			fmt.Fprintln(stderr, "gatehouse check: --ip:", err)
+			return 2
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	srv, err := auth.New(cfg, auth.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer srv.Close()
+	for _, d := range srv.Explain(*account, authn.Labels(labels), addr, *service, scopes) {
+		granted := d.Granted
+		if granted == "" {
+			granted = "nothing"
+		}
+		if d.Rule < 0 {
+			fmt.Fprintf(stdout, "%s: %s (no rule matched)\n", d.Scope, granted)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %s (rule %d", d.Scope, granted, d.Rule)
+		if d.Comment != "" {
+			fmt.Fprintf(stdout, " %q", d.Comment)
+		}
+		fmt.Fprintln(stdout, ")")
+	}
+	return 0
+}
