@@ -2,10 +2,14 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/authn"
@@ -128,4 +132,58 @@ func TestReload(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+func TestAuditLog(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	env := newOAuthEnv(t)
+	s := env.server("", "", WithLogger(logger))
+	login := get(s, "service=registry&offline_token=true&client_id=docker", "alice", "alicepw")
+	rt := login.body.RefreshToken
+	get(s, "service=registry&scope=repository:alice/app:pull,push&scope=repository:bob/x:pull", "alice", "alicepw")
+	get(s, "service=registry", "alice", "wrong-secret-password")
+	post(s, form("grant_type", "refresh_token", "service", "registry", "client_id", "c", "refresh_token", rt, "scope", "repository:alice/app:pull"))
+	post(s, form("grant_type", "refresh_token", "service", "registry", "client_id", "c", "refresh_token", rt+"tampered"))
+	get(s, "service=registry", "", rt)
+	logs := buf.String()
+
+	for _, secret := range []string{"alicepw", "wrong-secret-password", rt, login.body.Token, string(alicePW), "$2a$"} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("a secret reached the log: %q\n%s", secret, logs)
+		}
+	}
+	// The audit line of the second request says who, what and why.
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(l, "bob/x") {
+			json.Unmarshal([]byte(l), &line)
+		}
+	}
+	for _, key := range []string{"account", "client_ip", "service", "requested", "decisions", "authenticator", "grant", "latency", "outcome"} {
+		if _, ok := line[key]; !ok {
+			t.Errorf("audit line lacks %s: %v", key, line)
+		}
+	}
+	decisions, _ := json.Marshal(line["decisions"])
+	for _, want := range []string{`"scope":"repository:alice/app:pull,push"`, `"granted":"pull,push"`, `"rule":0`, `"rule":-1`} {
+		if !strings.Contains(string(decisions), want) {
+			t.Errorf("decisions %s lack %s", decisions, want)
+		}
+	}
+	if line["outcome"] != OutcomeDenied || line["authenticator"] != "static" || line["grant"] != "password" {
+		t.Errorf("audit line %v", line)
+	}
+}
+
+// lockedWriter serialises writes from concurrent handlers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

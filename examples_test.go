@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/config"
+)
+
+// TestExampleConfigValidates checks the README's example as `gatehouse
+// validate` does (it creates the development key in examples/dev, which
+// git ignores).
+func TestExampleConfigValidates(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"validate", "examples/auth_config.yml"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// TestKubernetesExampleConfig checks the configuration embedded in the
+// Kubernetes example's ConfigMap (its key files exist only in a cluster).
+func TestKubernetesExampleConfig(t *testing.T) {
+	f, err := os.Open("examples/kubernetes/gatehouse.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	var found bool
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Kind != "ConfigMap" {
+			continue
+		}
+		found = true
+		t.Setenv("GATEHOUSE_ADMIN_HASH", "$2a$04$4uKsKXPXqj7SE5URbNMM0.fRrPtPQ4i5AbLhK3.WbeRMpW5P3n5HG")
+		if _, err := config.Parse(filepath.Join("configmap", "auth_config.yml"), []byte(doc.Data["auth_config.yml"])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !found {
+		t.Fatal("no ConfigMap in the example")
+	}
+}
