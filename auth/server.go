@@ -140,6 +140,14 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 			st.backends = append(st.backends, h)
 		}
 	}
+	if cfg.LDAP != nil {
+		l, err := authn.NewLDAP(*cfg.LDAP, authn.WithLDAPLogger(s.logger))
+		if err != nil {
+			errs = append(errs, cfgerr.At(err, "ldap_auth"))
+		} else {
+			st.backends = append(st.backends, l)
+		}
+	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))
 	if err != nil {
 		errs = append(errs, cfgerr.At(err, "acl"))

@@ -33,6 +33,7 @@ type Config struct {
 	Token    token.Config          `yaml:"token"`
 	Users    authn.StaticConfig    `yaml:"users"`
 	Htpasswd *authn.HtpasswdConfig `yaml:"htpasswd_auth"`
+	LDAP     *authn.LDAPConfig     `yaml:"ldap_auth"`
 	ACL      []acl.Rule            `yaml:"acl"`
 	Log      Log                   `yaml:"log"`
 
@@ -101,7 +102,6 @@ type unsupportedSections struct {
 	GithubAuth  yaml.Node `yaml:"github_auth"`
 	OIDCAuth    yaml.Node `yaml:"oidc_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
-	LDAPAuth    yaml.Node `yaml:"ldap_auth"`
 	MongoAuth   yaml.Node `yaml:"mongo_auth"`
 	XormAuth    yaml.Node `yaml:"xorm_auth"`
 	ExtAuth     yaml.Node `yaml:"ext_auth"`
@@ -119,7 +119,6 @@ var unsupportedReason = map[string]string{
 	"github_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"oidc_auth":    "browser sign-in flows are not supported by Gatehouse",
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"ldap_auth":    "not supported by this version of Gatehouse yet",
 	"mongo_auth":   "not supported by this version of Gatehouse yet",
 	"acl_mongo":    "not supported by this version of Gatehouse yet",
 	"xorm_auth":    "SQL user stores are not supported by Gatehouse",

@@ -50,8 +50,11 @@ func (c *Config) validate() error {
 	if c.Htpasswd != nil {
 		add(c.Htpasswd.Validate(), "htpasswd_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil {
-		add(errors.New("no authenticator is configured: add users or htpasswd_auth"), "users")
+	if c.LDAP != nil {
+		add(c.LDAP.Validate(), "ldap_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth or ldap_auth"), "users")
 	}
 
 	if !c.has("acl") {

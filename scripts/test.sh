@@ -22,6 +22,10 @@ apt_install() {
 
 command -v go >/dev/null || { echo "go is required (1.26 or later)" >&2; exit 1; }
 
+# OpenLDAP for the ldap_auth tests (internal/ldaptest starts its own slapd;
+# with DEBIAN_FRONTEND=noninteractive the packaged service is not started).
+apt_install slapd ldap-utils
+
 echo "== go vet"
 go vet ./...
 
