@@ -26,6 +26,10 @@ command -v go >/dev/null || { echo "go is required (1.26 or later)" >&2; exit 1;
 # with DEBIAN_FRONTEND=noninteractive the packaged service is not started).
 apt_install slapd ldap-utils
 
+# skopeo (containers/image) for the interop matrix in e2e/registryv2 and
+# e2e/registryv3; the docker CLI it also runs comes with the machine.
+apt_install skopeo
+
 echo "== go vet"
 go vet ./...
 

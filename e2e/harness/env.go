@@ -26,7 +26,8 @@ type RegistryAuth struct {
 	Realm          string
 	Service        string
 	Issuer         string
-	RootCertBundle string // path of a PEM bundle
+	RootCertBundle string // path of a PEM bundle; "" leaves rootcertbundle out
+	JWKS           string // path of a JSON Web Key Set file (registry v3); "" leaves jwks out
 }
 
 // RegistryFactory builds a registry that trusts tokens as a configures it,
@@ -49,6 +50,14 @@ type Env struct {
 // failed, everything they saw is logged first.
 func NewEnv(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOptions) *Env {
 	t.Helper()
+	return NewEnvTrust(t, newRegistry, kt, o, TrustBundle)
+}
+
+// NewEnvTrust is NewEnv with the registry told which keys to trust by trust:
+// the signing certificate as rootcertbundle, or only a jwks file fetched
+// from Gatehouse's /.well-known/jwks.json.
+func NewEnvTrust(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOptions, trust Trust) *Env {
+	t.Helper()
 	logOffset := registryLogOffset()
 	dir := t.TempDir()
 	e := &Env{
@@ -59,19 +68,23 @@ func NewEnv(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOp
 	t.Cleanup(e.transport.CloseIdleConnections)
 	o.Key = e.Key
 	e.Gatehouse = StartGatehouse(t, dir, o)
-	h := newRegistry(t, RegistryAuth{
+	a := RegistryAuth{
 		Realm:          e.Gatehouse.Realm,
 		Service:        Service,
 		Issuer:         Issuer,
 		RootCertBundle: e.Key.CertPath,
-	})
+	}
+	if trust == TrustJWKS {
+		a.RootCertBundle, a.JWKS = "", e.fetchJWKS(t, dir)
+	}
+	h := newRegistry(t, a)
 	e.Registry = serve(t, e.registryLog.wrap(h))
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("environment: %s key, registry %s, gatehouse realm %s\n"+
+			t.Logf("environment: %s key, registry %s trusting its %s, gatehouse realm %s\n"+
 				"--- %s ---\n%s--- requests to gatehouse ---\n%s--- gatehouse log ---\n%s"+
 				"--- requests to the registry ---\n%s--- registry log ---\n%s",
-				kt, e.Registry, e.Gatehouse.Realm,
+				kt, e.Registry, trust, e.Gatehouse.Realm,
 				e.Gatehouse.ConfigPath, readFile(t, e.Gatehouse.ConfigPath),
 				e.Gatehouse.exchanges, e.Gatehouse.log.String(),
 				e.registryLog, registryLogSince(logOffset))
@@ -96,11 +109,15 @@ func (c Cred) authenticator() authn.Authenticator {
 }
 
 func (e *Env) options(t testing.TB, who Cred) (context.Context, []remote.Option) {
+	return e.optionsWith(t, who.authenticator())
+}
+
+func (e *Env) optionsWith(t testing.TB, a authn.Authenticator) (context.Context, []remote.Option) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx, []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuth(who.authenticator()),
+		remote.WithAuth(a),
 		remote.WithTransport(e.transport),
 		remote.WithRetryBackoff(remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 2}),
 	}
@@ -118,6 +135,13 @@ func (e *Env) ref(t testing.TB, repo string) name.Tag {
 // Push pushes a new random image to repo:latest as who and returns its digest.
 func (e *Env) Push(t testing.TB, who Cred, repo string) (v1.Hash, error) {
 	t.Helper()
+	return e.PushWith(t, who.authenticator(), repo)
+}
+
+// PushWith is Push with any go-containerregistry authenticator: an identity
+// (refresh) token, a registry token, a keychain's answer.
+func (e *Env) PushWith(t testing.TB, a authn.Authenticator, repo string) (v1.Hash, error) {
+	t.Helper()
 	img, err := random.Image(2048, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +150,7 @@ func (e *Env) Push(t testing.TB, who Cred, repo string) (v1.Hash, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, opts := e.options(t, who)
+	_, opts := e.optionsWith(t, a)
 	return want, remote.Write(e.ref(t, repo), img, opts...)
 }
 
@@ -144,7 +168,13 @@ func (e *Env) MustPush(t testing.TB, who Cred, repo string) v1.Hash {
 // config and every layer, and returns the manifest digest.
 func (e *Env) Pull(t testing.TB, who Cred, repo string) (v1.Hash, error) {
 	t.Helper()
-	_, opts := e.options(t, who)
+	return e.PullWith(t, who.authenticator(), repo)
+}
+
+// PullWith is Pull with any go-containerregistry authenticator.
+func (e *Env) PullWith(t testing.TB, a authn.Authenticator, repo string) (v1.Hash, error) {
+	t.Helper()
+	_, opts := e.optionsWith(t, a)
 	img, err := remote.Image(e.ref(t, repo), opts...)
 	if err != nil {
 		return v1.Hash{}, err
@@ -197,6 +227,12 @@ func (e *Env) RequestToken(t testing.TB, who Cred, scopes ...string) TokenRespon
 	if who != Anonymous {
 		req.SetBasicAuth(who.User, who.Password)
 	}
+	return e.exchangeToken(t, req)
+}
+
+// exchangeToken sends a token request to Gatehouse and reads the answer.
+func (e *Env) exchangeToken(t testing.TB, req *http.Request) TokenResponse {
+	t.Helper()
 	resp, err := (&http.Client{Transport: e.transport, Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatalf("token request: %v", err)

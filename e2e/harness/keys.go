@@ -34,9 +34,15 @@ const (
 // KeyTypes lists the key types every scenario runs with.
 var KeyTypes = []KeyType{RSA2048, ECP256}
 
+// ECP256LeadingZero is an EC P-256 key whose X or Y coordinate starts with a
+// zero byte: the one case where distribution's key thumbprint (coordinates
+// without leading zeros) differs from RFC 7638's (padded), and where a JWK
+// with unpadded coordinates is malformed.
+const ECP256LeadingZero KeyType = "EC-P256-0x00"
+
 // Alg is the JWS algorithm a token signed with this key type must carry.
 func (k KeyType) Alg() string {
-	if k == ECP256 {
+	if k == ECP256 || k == ECP256LeadingZero {
 		return "ES256"
 	}
 	return "RS256"
@@ -123,8 +129,8 @@ func generate(kt KeyType) (*signingMaterial, error) {
 			return nil, err
 		}
 		signer, block = k, &pem.Block{Type: "PRIVATE KEY", Bytes: der}
-	case ECP256:
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case ECP256, ECP256LeadingZero:
+		k, err := generateEC(kt == ECP256LeadingZero)
 		if err != nil {
 			return nil, err
 		}
@@ -159,6 +165,25 @@ func generate(kt KeyType) (*signingMaterial, error) {
 		keyPEM:  pem.EncodeToMemory(block),
 		public:  signer.Public(),
 	}, nil
+}
+
+// generateEC makes a P-256 key; with leadingZero, one whose X or Y
+// coordinate starts with a zero byte (about one key in 64 does).
+func generateEC(leadingZero bool) (*ecdsa.PrivateKey, error) {
+	for range 10000 {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil || !leadingZero {
+			return k, err
+		}
+		point, err := k.PublicKey.Bytes() // 0x04 || X || Y, 32 bytes each
+		if err != nil {
+			return nil, err
+		}
+		if point[1] == 0 || point[33] == 0 {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("no P-256 key with a leading zero coordinate in 10000 tries")
 }
 
 // LibtrustKeyID is the key ID docker/libtrust (and so registry v2.8) gives a

@@ -1,10 +1,13 @@
 package harness
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 )
@@ -21,9 +24,11 @@ type recorder struct {
 func (r *recorder) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		cw := &capturingWriter{ResponseWriter: w, status: http.StatusOK}
+		form := describeForm(req)
 		h.ServeHTTP(cw, req)
-		line := fmt.Sprintf("%s %s [%s] -> %d", req.Method, req.URL.RequestURI(),
-			describeAuthorization(req.Header.Get("Authorization")), cw.status)
+		agent, _, _ := strings.Cut(req.UserAgent(), " ") // "docker/28.2.2", "go-containerregistry", …
+		line := fmt.Sprintf("%s %s%s [%s] (%s) -> %d", req.Method, req.URL.RequestURI(), form,
+			describeAuthorization(req.Header.Get("Authorization")), agent, cw.status)
 		if c := cw.Header().Get("WWW-Authenticate"); c != "" && cw.status == http.StatusUnauthorized {
 			line += " challenge: " + c
 		}
@@ -75,6 +80,39 @@ func (w *capturingWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// describeForm summarises the form of an OAuth2 token POST without its
+// secrets (" form{grant_type=password username=\"alice\" ...}") and leaves
+// the body readable for the handler; "" for other requests.
+func describeForm(req *http.Request) string {
+	if req.Method != http.MethodPost || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return ""
+	}
+	raw, err := io.ReadAll(io.LimitReader(req.Body, bodyLimit))
+	req.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(raw), req.Body), req.Body}
+	if err != nil {
+		return " form{unreadable}"
+	}
+	f, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return " form{malformed}"
+	}
+	var parts []string
+	for _, k := range []string{"grant_type", "client_id", "service", "access_type", "username", "scope"} {
+		if vs, ok := f[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, vs))
+		}
+	}
+	for _, k := range []string{"password", "refresh_token"} {
+		if f.Has(k) {
+			parts = append(parts, k+"=(set)")
+		}
+	}
+	return " form{" + strings.Join(parts, " ") + "}"
 }
 
 // describeAuthorization names the credentials of a request without the

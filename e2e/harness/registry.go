@@ -40,12 +40,19 @@ func registryLogOffset() int {
 }
 
 // TokenOptions is the registry's `auth: token:` section for a, in the shape
-// both registry versions' configuration.Parameters take.
+// both registry versions' configuration.Parameters take. An empty
+// RootCertBundle or JWKS leaves its key out.
 func (a RegistryAuth) TokenOptions() map[string]any {
-	return map[string]any{
-		"realm":          a.Realm,
-		"service":        a.Service,
-		"issuer":         a.Issuer,
-		"rootcertbundle": a.RootCertBundle,
+	opts := map[string]any{
+		"realm":   a.Realm,
+		"service": a.Service,
+		"issuer":  a.Issuer,
 	}
+	if a.RootCertBundle != "" {
+		opts["rootcertbundle"] = a.RootCertBundle
+	}
+	if a.JWKS != "" {
+		opts["jwks"] = a.JWKS
+	}
+	return opts
 }
