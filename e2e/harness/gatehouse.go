@@ -65,6 +65,12 @@ type GatehouseOptions struct {
 	NoX5C bool
 	// Kid writes `kid: <Kid>` when set; otherwise the key is omitted.
 	Kid KidMode
+	// ExtraACL is YAML list items appended to the seed policy's acl, e.g.
+	// rules on ${labels:KEY} for another authenticator's users.
+	ExtraACL string
+	// ExtraSections is top-level YAML appended to auth_config.yml, e.g. an
+	// ldap_auth section.
+	ExtraSections string
 }
 
 // Gatehouse is a running Gatehouse token server.
@@ -149,6 +155,7 @@ acl:
   - match: {account: "/.+/", name: "${account}/*"}
     actions: ["*"]
 `, htpasswdPath)
+	b.WriteString(o.ExtraACL)
 	if o.Anonymous {
 		b.WriteString(`  # Anonymous users may pull public/*.
   - match: {account: "", name: "public/*"}
@@ -156,6 +163,7 @@ acl:
 `)
 	}
 	b.WriteString("  # Access is denied by default.\n")
+	b.WriteString(o.ExtraSections)
 	return b.String()
 }
 

@@ -51,11 +51,14 @@ type User struct {
 func (u User) DN() string { return "uid=" + escapeDN(u.UID) + "," + People }
 
 // The accounts. Alice is in the groupOfNames "pushers" (memberOf) and the
-// posixGroup "developers" (memberUid); Bob only in "developers"; Carol in no
-// group. Twin1 and Twin2 share cn "twin". "doe, john" has a uid that needs
-// DN escaping.
+// posixGroup "developers" (memberUid); Bob only in "developers"; Carol in
+// the groupOfNames "Admins". Dave is in "pushers" and has a name no other
+// test authenticator uses (for end-to-end tests next to static users).
+// Twin1 and Twin2 share cn "twin". "doe, john" has a uid that needs DN
+// escaping.
 var (
 	Alice = User{"alice", "alicepw"}
+	Dave  = User{"dave", "davepw"}
 	Bob   = User{"bob", "bobpw"}
 	Carol = User{"carol", "carolpw"}
 	Doe   = User{"doe, john", "doepw"}
@@ -248,10 +251,11 @@ func entries() string {
 	person(Alice, "Alice")
 	person(Bob, "Bob")
 	person(Carol, "Carol")
+	person(Dave, "Dave")
 	person(Doe, "John Doe")
 	person(Twin1, "twin")
 	person(Twin2, "twin")
-	fmt.Fprintf(&b, "dn: cn=pushers,%s\nobjectClass: groupOfNames\ncn: pushers\nmember: %s\n\n", Groups, Alice.DN())
+	fmt.Fprintf(&b, "dn: cn=pushers,%s\nobjectClass: groupOfNames\ncn: pushers\nmember: %s\nmember: %s\n\n", Groups, Alice.DN(), Dave.DN())
 	fmt.Fprintf(&b, "dn: cn=Admins,%s\nobjectClass: groupOfNames\ncn: Admins\nmember: %s\n\n", Groups, Carol.DN())
 	fmt.Fprintf(&b, "dn: cn=developers,%s\nobjectClass: posixGroup\ncn: developers\ngidNumber: 5000\nmemberUid: %s\nmemberUid: %s\n\n",
 		Groups, Alice.UID, Bob.UID)
