@@ -121,6 +121,7 @@ func runSkopeo(t *testing.T, e *Env) {
 	skopeo := func(what string, args ...string) v1.Hash {
 		t.Helper()
 		digestFile := filepath.Join(dir, "digest")
+		_ = os.Remove(digestFile) // left by the previous copy
 		RunTool(t, bin, env, "", append([]string{"--insecure-policy", "copy", "--digestfile", digestFile}, args...)...)
 		return readDigest(t, digestFile, what)
 	}
@@ -135,7 +136,8 @@ func runSkopeo(t *testing.T, e *Env) {
 	e.requireTokenRequests(t, mark, "GET /auth?", `[basic user="alice"]`)
 
 	// After `docker login`, containers/image finds an identity token in the
-	// auth file and POSTs grant_type=refresh_token (scope repeated).
+	// auth file and POSTs grant_type=refresh_token (one scope field per
+	// resource).
 	authFile := filepath.Join(dir, "auth.json")
 	writeAuthFile(t, authFile, e.Registry, Alice.User, e.LoginRefreshToken(t, Alice))
 	mark = e.Gatehouse.exchanges.count()

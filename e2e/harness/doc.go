@@ -15,4 +15,9 @@
 // another loopback listener addressed as localhost:PORT (plain HTTP). When a
 // test fails, the environment prints every exchange both servers saw, the
 // tokens Gatehouse issued (decoded) and Gatehouse's log.
+//
+// [RunMatrix] is the interop matrix (docs/compatibility.md): registry trust
+// configurations and token headers × key types × clients ([MatrixClients]:
+// go-containerregistry with a password and with a refresh token, containerd's
+// OAuth2 sequence, skopeo, and `docker login` by the CLI and by the engine).
 package harness

@@ -79,6 +79,22 @@ func (c MatrixConfig) Label() string {
 	return fmt.Sprintf("%s %s; %s", c.Registry, c.Trust, header)
 }
 
+// selected is the columns c runs, in column order.
+func (c MatrixConfig) selected(columns []MatrixClient) []MatrixClient {
+	if c.Clients == nil {
+		return columns
+	}
+	var out []MatrixClient
+	for _, col := range columns {
+		for _, cl := range c.Clients {
+			if cl.Name == col.Name {
+				out = append(out, col)
+			}
+		}
+	}
+	return out
+}
+
 func (c MatrixConfig) kid() KidMode {
 	if c.Kid == "" {
 		return KidLibtrust
@@ -94,33 +110,32 @@ func RunMatrix(t *testing.T, columns []MatrixClient, configs []MatrixConfig) {
 	start := time.Now()
 	table := &matrixTable{columns: columns}
 	for _, c := range configs {
-		selected := map[string]bool{}
-		for _, cl := range c.Clients {
-			selected[cl.Name] = true
+		clients := c.selected(columns)
+		trust := c.Trust
+		if trust == "" {
+			trust = TrustBundle
 		}
 		t.Run(c.Label(), func(t *testing.T) {
 			for _, kt := range MatrixKeyTypes {
-				row := table.addRow(c.Label(), kt)
-				for _, cl := range columns {
-					if c.Clients == nil || selected[cl.Name] {
-						row.cells[cl.Name] = "FAIL" // until it has run and passed
-					}
-				}
 				t.Run(string(kt), func(t *testing.T) {
-					trust := c.Trust
-					if trust == "" {
-						trust = TrustBundle
-					}
+					row := table.addRow(c.Label(), kt) // rows -run leaves out are not shown
+					defer func() {
+						if t.Failed() && !row.reached {
+							// The environment failed: no client could run.
+							for _, cl := range clients {
+								row.cells[cl.Name] = "FAIL"
+							}
+						}
+					}()
 					e := NewEnvTrust(t, c.New, kt, GatehouseOptions{NoX5C: c.NoX5C, Kid: c.Kid}, trust)
 					if kt == ECP256LeadingZero {
 						requireLeadingZeroCoordinate(t, e.Key.Public)
 					}
 					e.RequireTokenHeader(t, c.kid(), !c.NoX5C)
-					for _, cl := range columns {
-						if _, run := row.cells[cl.Name]; !run {
-							continue
-						}
+					row.reached = true
+					for _, cl := range clients {
 						t.Run(cl.Name, func(t *testing.T) {
+							row.cells[cl.Name] = "FAIL" // until it has run and passed
 							defer func() {
 								switch {
 								case t.Skipped():
@@ -164,9 +179,10 @@ type matrixTable struct {
 }
 
 type matrixRow struct {
-	config string
-	key    KeyType
-	cells  map[string]string // client name → ok | FAIL | —; absent: not run
+	config  string
+	key     KeyType
+	reached bool              // the environment was up and the clients ran
+	cells   map[string]string // client name → ok | FAIL | —; absent: not run
 }
 
 func (m *matrixTable) addRow(config string, kt KeyType) *matrixRow {

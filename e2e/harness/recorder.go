@@ -26,7 +26,7 @@ func (r *recorder) wrap(h http.Handler) http.Handler {
 		cw := &capturingWriter{ResponseWriter: w, status: http.StatusOK}
 		form := describeForm(req)
 		h.ServeHTTP(cw, req)
-		agent, _, _ := strings.Cut(req.UserAgent(), " ") // "docker/28.2.2", "go-containerregistry", …
+		agent, _, _ := strings.Cut(req.UserAgent(), " ") // "go-containerregistry", "skopeo/1.9.3", "docker/20.10.24", …
 		line := fmt.Sprintf("%s %s%s [%s] (%s) -> %d", req.Method, req.URL.RequestURI(), form,
 			describeAuthorization(req.Header.Get("Authorization")), agent, cw.status)
 		if c := cw.Header().Get("WWW-Authenticate"); c != "" && cw.status == http.StatusUnauthorized {
@@ -83,8 +83,8 @@ func (w *capturingWriter) Flush() {
 }
 
 // describeForm summarises the form of an OAuth2 token POST without its
-// secrets (" form{grant_type=password username=\"alice\" ...}") and leaves
-// the body readable for the handler; "" for other requests.
+// secrets (` form{grant_type=["password"] ... username=["alice"] password=(set)}`)
+// and leaves the body readable for the handler; "" for other requests.
 func describeForm(req *http.Request) string {
 	if req.Method != http.MethodPost || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		return ""
