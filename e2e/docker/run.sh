@@ -85,8 +85,8 @@ print_logs() {
 	echo "---- docker compose ps ($PROJECT)" >&2
 	COMPOSE_PROJECT_NAME=$PROJECT compose ps -a >&2 2>&1 || COMPOSE_PROJECT_NAME=$PROJECT compose ps >&2 || true
 	for svc in auth registry; do
-		echo "---- logs of $svc ($PROJECT)" >&2
-		COMPOSE_PROJECT_NAME=$PROJECT compose logs --no-color --timestamps "$svc" >&2 || true
+		echo "---- logs of $svc ($PROJECT), last 300 lines" >&2
+		COMPOSE_PROJECT_NAME=$PROJECT compose logs --no-color --timestamps --tail=300 "$svc" >&2 || true
 	done
 }
 
@@ -345,6 +345,7 @@ scenarios() {
 	local v=$1 tag="e2e-$1"
 	local alice_img="$REG/alice/hello:$tag" bob_img="$REG/bob/hello:$tag"
 	local pub_img="$REG/public/hello:$tag" intruder="$REG/bob/from-alice:$tag"
+	local anon_img="$REG/public/from-anonymous:$tag"
 	local alice_id bob_id pub_id
 
 	# alice: login, push into her namespace, remove, pull back.
@@ -392,9 +393,9 @@ scenarios() {
 	pull_check "$pub_img" "$pub_id"
 	say "ok: anonymous pull of $pub_img"
 	expect_denied "anonymous cannot pull $alice_img" dk pull "$alice_img"
-	tag_image "$pub_id" "$pub_img"
-	expect_denied "anonymous cannot push $pub_img" dk push "$pub_img"
-	docker rmi "$pub_img" >/dev/null
+	new_image "$anon_img"
+	expect_denied "anonymous cannot push $anon_img" dk push "$anon_img"
+	docker rmi "$anon_img" >/dev/null
 }
 
 # refresh_tokens_supported: does Gatehouse return a refresh_token to the
