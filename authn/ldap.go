@@ -40,6 +40,7 @@ type LDAP struct {
 
 var (
 	_ Authenticator = (*LDAP)(nil)
+	_ Checker       = (*LDAP)(nil)
 	_ io.Closer     = (*LDAP)(nil)
 )
 
@@ -61,6 +62,11 @@ func NewLDAP(cfg LDAPConfig, opts ...LDAPOption) (*LDAP, error) {
 		return nil, err
 	}
 	a := &LDAP{cfg: cfg, logger: slog.New(slog.DiscardHandler)}
+	a.cfg.Labels = maps.Clone(cfg.Labels)
+	if g := cfg.GroupSearch; g != nil {
+		gs := *g
+		a.cfg.GroupSearch = &gs
+	}
 	for _, o := range opts {
 		o(a)
 	}
@@ -113,6 +119,21 @@ func NewLDAP(cfg LDAPConfig, opts ...LDAPOption) (*LDAP, error) {
 // Name returns "ldap".
 func (a *LDAP) Name() string { return "ldap" }
 
+// Check reads the directory's root DSE on a pooled connection (dialled
+// and bound as the service account when none is idle): /readyz uses it.
+func (a *LDAP) Check(ctx context.Context) error {
+	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, a.timeLimit, false, "(objectClass=*)", []string{"1.1"}, nil)
+	err := a.pool.run(ctx, func(c *ldapConn) error {
+		_, err := a.search(ctx, c, req)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: ldap: check: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
 // Close closes the pooled connections.
 func (a *LDAP) Close() error {
 	a.pool.close()
@@ -153,10 +174,13 @@ func (a *LDAP) authenticate(ctx context.Context, c *ldapConn, account, password 
 	if err != nil {
 		return nil, err
 	}
-	if err := a.bindUser(ctx, c, entry.DN, password); err != nil {
-		return nil, err
+	err = a.bindUser(ctx, c, entry.DN, password)
+	// Bind back whatever the outcome: a refused bind leaves the connection
+	// anonymous, and the group search runs as the service account.
+	if selfErr := a.pool.bindSelf(ctx, c); err == nil {
+		err = selfErr
 	}
-	if err := a.pool.bindSelf(ctx, c); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return a.labels(ctx, c, account, entry)

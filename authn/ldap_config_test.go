@@ -26,21 +26,6 @@ func validLDAPConfig() LDAPConfig {
 	}
 }
 
-// problemKeys returns the key paths of err's problems, sorted.
-func problemKeys(err error) []string {
-	var keys []string
-	for _, e := range cfgerr.Flatten(err) {
-		var ce *cfgerr.Error
-		if errors.As(e, &ce) {
-			keys = append(keys, cfgerr.Key(ce.Path))
-		} else {
-			keys = append(keys, "(no key: "+e.Error()+")")
-		}
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func TestLDAPConfigValidate(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -93,7 +78,7 @@ func TestLDAPConfigValidate(t *testing.T) {
 			cfg.Labels = map[string]LDAPLabel{"groups": cfg.Labels["groups"]}
 			c.change(&cfg)
 			err := cfg.Validate()
-			if got := problemKeys(err); !slices.Equal(got, c.keys) {
+			if got := cfgerr.Keys(err); !slices.Equal(got, c.keys) {
 				t.Fatalf("problems at %v, want %v: %v", got, c.keys, err)
 			}
 			if c.msg != "" && !strings.Contains(err.Error(), c.msg) {
@@ -133,7 +118,7 @@ func TestNewLDAPFiles(t *testing.T) {
 			cfg := validLDAPConfig()
 			cfg.BindPasswordFile, cfg.CACertificate = c.pwFile, c.caFile
 			a, err := NewLDAP(cfg)
-			if got := problemKeys(err); !slices.Equal(got, c.keys) {
+			if got := cfgerr.Keys(err); !slices.Equal(got, c.keys) {
 				t.Fatalf("problems at %v, want %v: %v", got, c.keys, err)
 			}
 			if err != nil {

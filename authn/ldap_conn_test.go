@@ -213,6 +213,9 @@ func TestLDAPOutage(t *testing.T) {
 		if err != nil {
 			t.Logf("reason: %v", err)
 		}
+		if got := outcome(a.Check(testCtx(t))); got != want {
+			t.Errorf("Check = %s, want %s like Authenticate", got, want)
+		}
 	}
 	steps := []struct {
 		name   string

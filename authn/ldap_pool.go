@@ -85,9 +85,10 @@ func (p *ldapPool) run(ctx context.Context, fn func(*ldapConn) error) error {
 		if err != nil {
 			return err
 		}
+		reused := c.reused
 		err = fn(c)
 		p.put(ctx, c)
-		if err == nil || !c.broken || !c.reused || c.timedOut || attempt > 0 || ctx.Err() != nil {
+		if err == nil || !c.broken || !reused || c.timedOut || attempt > 0 || ctx.Err() != nil {
 			return err
 		}
 		p.logger.Debug("ldap: pooled connection failed, retrying on a new one", "addr", p.servers[c.server].addr, "error", err)
@@ -140,7 +141,7 @@ func (p *ldapPool) get(ctx context.Context) (*ldapConn, error) {
 func (p *ldapPool) put(ctx context.Context, c *ldapConn) {
 	defer func() { <-p.slots }()
 	if c.userBound && !c.broken {
-		// Normally done by the caller; this is the safety net.
+		// The callers bind back themselves; this is the safety net.
 		if err := p.bindSelf(ctx, c); err != nil {
 			c.broken = true
 		}

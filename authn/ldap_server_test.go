@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +231,33 @@ acl: []
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not contain %q:\n%s", want, err)
+		}
+	}
+}
+
+// TestLDAPConfigFiles shows the files ldap_auth names are watched for
+// reloads: they are read at load only.
+func TestLDAPConfigFiles(t *testing.T) {
+	yml := `server: {addr: ":0"}
+token: {issuer: x, expiration: 600, certificate: c.pem, key: k.pem}
+ldap_auth:
+  addr: ldap.example.com:389
+  tls: starttls
+  ca_certificate: /etc/ldap-ca.pem
+  bind_dn: cn=svc,dc=example,dc=com
+  bind_password_file: /run/secrets/ldap
+  base: dc=example,dc=com
+  filter: (uid=${account})
+acl: []
+`
+	cfg, err := config.Parse("auth_config.yml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := cfg.Files()
+	for _, want := range []string{"/etc/ldap-ca.pem", "/run/secrets/ldap"} {
+		if !slices.Contains(files, want) {
+			t.Errorf("Files() = %v, missing %s", files, want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ package cfgerr
 
 import (
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -94,4 +95,21 @@ func Flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// Keys returns the rendered key paths of the problems in err, sorted, for
+// tests that check where problems were placed. A problem without a key is
+// rendered as "?" and its message.
+func Keys(err error) []string {
+	var out []string
+	for _, e := range Flatten(err) {
+		var ce *Error
+		if errors.As(e, &ce) {
+			out = append(out, Key(ce.Path))
+		} else {
+			out = append(out, "?"+e.Error())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
