@@ -261,3 +261,58 @@ acl: []
 		}
 	}
 }
+
+// TestLDAPRefreshToken redeems a refresh token issued to an LDAP user:
+// Lookup finds the account and its current group labels again, and a
+// directory that is down makes the redemption a 503, not a 401.
+func TestLDAPRefreshToken(t *testing.T) {
+	srv := ldaptest.Start(t)
+	dir := t.TempDir()
+	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(ldapServerConfig(srv, dir)))
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	s, err := auth.New(cfg)
+	if err != nil {
+		t.Fatalf("auth.New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+
+	r := httptest.NewRequest(http.MethodGet, "/auth?service=registry&client_id=docker&offline_token=true", nil)
+	r.SetBasicAuth("alice", ldaptest.Alice.Password)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	var login struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &login); w.Code != http.StatusOK || err != nil || login.RefreshToken == "" {
+		t.Fatalf("login with offline_token: %d %s", w.Code, w.Body)
+	}
+	redeem := func() (int, string) {
+		form := url.Values{"grant_type": {"refresh_token"}, "service": {"registry"}, "client_id": {"docker"},
+			"refresh_token": {login.RefreshToken}, "scope": {"repository:pushers/app:push,pull"}}
+		r := httptest.NewRequest(http.MethodPost, "/auth/token", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	for _, step := range []struct {
+		name   string
+		before func()
+		status int
+		body   string // a substring of the answer
+	}{
+		{"redeemed with the group's rights", func() {}, http.StatusOK, `"scope":"repository:pushers/app:pull,push"`},
+		{"directory stopped", srv.Stop, http.StatusServiceUnavailable, `"code":"UNAVAILABLE"`},
+		{"directory restarted", srv.Restart, http.StatusOK, `"access_token"`},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			step.before()
+			status, body := redeem()
+			if status != step.status || !strings.Contains(body, step.body) {
+				t.Fatalf("refresh: %d %s, want %d with %s", status, body, step.status, step.body)
+			}
+		})
+	}
+}
