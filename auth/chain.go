@@ -18,6 +18,8 @@ type chain struct {
 	fake      *authn.FakeHash
 	challenge string
 	metrics   *Metrics
+	cache     *credCache // nil: no caching
+	limit     *checkLimiter
 }
 
 // identity is who a request was authenticated as.
@@ -27,7 +29,16 @@ type identity struct {
 	Backend string // the authenticator that answered
 }
 
-func newChain(backends []authn.Authenticator, realm string, m *Metrics) (*chain, error) {
+// chainOptions are the cache and limiter settings of a chain.
+type chainOptions struct {
+	cacheTTL     time.Duration // 0: no cache
+	cacheEntries int
+	checks       int
+	checkWait    time.Duration
+	now          func() time.Time
+}
+
+func newChain(backends []authn.Authenticator, realm string, m *Metrics, o chainOptions) (*chain, error) {
 	cost := 0
 	for _, b := range backends {
 		if bc, ok := b.(authn.BcryptCoster); ok {
@@ -38,7 +49,15 @@ func newChain(backends []authn.Authenticator, realm string, m *Metrics) (*chain,
 	if err != nil {
 		return nil, err
 	}
-	return &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m}, nil
+	if o.now == nil {
+		o.now = time.Now
+	}
+	cache, err := newCredCache(o.cacheTTL, max(o.cacheEntries, 1), o.now)
+	if err != nil {
+		return nil, err
+	}
+	return &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m,
+		cache: cache, limit: newCheckLimiter(o.checks, o.checkWait)}, nil
 }
 
 // Messages of 401 answers: the same for every wrong credential, so the
@@ -69,11 +88,16 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 	} else if account == "" {
 		return nil, c.unauthorized(msgBadCredentials, errors.New("password without a user name"))
 	}
+	var mac *[32]byte
+	if c.cache != nil && req.HasCredentials {
+		m := c.cache.mac(password)
+		mac = &m
+	}
 	for _, b := range c.backends {
-		start := time.Now()
-		labels, err := b.Authenticate(ctx, account, password)
-		c.observe(b.Name(), start, err)
+		labels, err := c.check(ctx, b, account, password, mac)
 		switch {
+		case errors.Is(err, errBusy):
+			return nil, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
 			return &identity{Account: account, Labels: labels, Backend: b.Name()}, nil
 		case errors.Is(err, authn.ErrNoMatch):
@@ -89,8 +113,44 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 	}
 	// No backend knows the account: spend what a wrong password costs, so
 	// response times do not tell which accounts exist.
+	release, err := c.limit.acquire(ctx)
+	if err != nil {
+		return nil, c.limit.busy(err)
+	}
 	c.fake.Compare(password)
+	release()
 	return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
+}
+
+// check asks one backend, through the credential cache when the request
+// carries credentials (mac is their HMAC), and within a limiter slot when
+// the backend has to do the work. Anonymous requests take neither.
+func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Labels, error) {
+	run := func() (authn.Labels, error) {
+		if account != "" {
+			release, err := c.limit.acquire(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+		}
+		start := time.Now()
+		labels, err := b.Authenticate(ctx, account, password)
+		c.observe(b.Name(), start, err)
+		return labels, err
+	}
+	if mac == nil {
+		return run()
+	}
+	labels, shared, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
+	if c.metrics != nil && err == nil {
+		result := "miss"
+		if shared {
+			result = "hit"
+		}
+		c.metrics.cacheRequests.WithLabelValues(result).Inc()
+	}
+	return labels, err
 }
 
 // lookup finds account again in the authenticator named backend, without a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 )
 
 // Error codes in response bodies. They follow the registry's errcode format,
@@ -26,6 +27,8 @@ type Error struct {
 	Message string
 	// Challenge, when set, is sent as the WWW-Authenticate header.
 	Challenge string
+	// RetryAfter, when positive, is sent as the Retry-After header (seconds).
+	RetryAfter int
 	// Err is the internal reason, logged and never sent.
 	Err error
 }
@@ -61,6 +64,9 @@ func writeError(w http.ResponseWriter, e *Error) {
 	h.Set("Cache-Control", "no-store")
 	if e.Challenge != "" {
 		h.Set("WWW-Authenticate", e.Challenge)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(errorBody{Errors: []errorEntry{{Code: e.Code, Message: e.Message}}})

@@ -18,6 +18,7 @@ const (
 	OutcomeBadRequest     = "bad_request"     // malformed or oversized request
 	OutcomeUnauthorized   = "unauthorized"    // wrong or missing credentials, bad refresh token
 	OutcomeBackendFailure = "backend_failure" // an authenticator could not answer
+	OutcomeOverloaded     = "overloaded"      // no password-check slot came free in time (503, Retry-After)
 	OutcomeInternal       = "internal_error"  // a bug: signing failed
 )
 
@@ -32,6 +33,7 @@ type Metrics struct {
 	backendErrors *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	lastReload    prometheus.Gauge
+	cacheRequests *prometheus.CounterVec
 }
 
 // latencyBuckets span a cached answer (tens of µs) to a slow bcrypt or
@@ -63,6 +65,10 @@ func newMetrics(version string) *Metrics {
 			Name: "gatehouse_config_reloads_total",
 			Help: "Configuration reloads by result (success, failure).",
 		}, []string{"result"}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_credential_cache_requests_total",
+			Help: "Successful password checks by result: hit (answered from the cache or by an identical check in flight) or miss.",
+		}, []string{"result"}),
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration in force was loaded.",
@@ -74,7 +80,7 @@ func newMetrics(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.reloads, m.lastReload, build,
+	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.reloads, m.lastReload, m.cacheRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
@@ -103,6 +109,8 @@ func outcomeOf(e *Error) string {
 	switch {
 	case e.Status == http.StatusUnauthorized:
 		return OutcomeUnauthorized
+	case e.Status == http.StatusServiceUnavailable && e.RetryAfter > 0:
+		return OutcomeOverloaded
 	case e.Status == http.StatusServiceUnavailable:
 		return OutcomeBackendFailure
 	case e.Status >= 500:

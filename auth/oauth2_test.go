@@ -33,6 +33,7 @@ import (
 type oauthEnv struct {
 	t   *testing.T
 	dir string
+	top string // YAML appended at the top level
 }
 
 func newOAuthEnv(t *testing.T) *oauthEnv {
@@ -67,7 +68,7 @@ acl:
     actions: [pull]
   - match: {name: "public/*"}
     actions: [pull]
-`, e.dir, tokenExtra, users)
+%[4]s`, e.dir, tokenExtra, users, e.top)
 	cfg, err := config.Parse(filepath.Join(e.dir, "auth_config.yml"), []byte(yml))
 	if err != nil {
 		e.t.Fatal(err)

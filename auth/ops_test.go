@@ -34,7 +34,10 @@ func TestMetrics(t *testing.T) {
 		`gatehouse_token_requests_total{grant="password",outcome="unauthorized"} 1`,
 		`gatehouse_token_requests_total{grant="unknown",outcome="bad_request"} 1`,
 		`gatehouse_token_requests_total{grant="anonymous",outcome="issued"} 1`,
-		`gatehouse_stage_duration_seconds_count{backend="static",stage="authn"} 5`,
+		// alice's second and third successful logins come from the cache.
+		`gatehouse_stage_duration_seconds_count{backend="static",stage="authn"} 3`,
+		`gatehouse_credential_cache_requests_total{result="hit"} 2`,
+		`gatehouse_credential_cache_requests_total{result="miss"} 1`,
 		`gatehouse_stage_duration_seconds_count{backend="",stage="sign"} 4`,
 		`gatehouse_stage_duration_seconds_count{backend="",stage="authz"} 4`,
 		`gatehouse_config_reloads_total{result="failure"} 0`,

@@ -157,7 +157,13 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		return nil, cfg.Annotate(errors.Join(errs...))
 	}
 	issuer := cfg.Token.Issuer
-	if st.chain, err = newChain(st.backends, issuer, s.metrics); err != nil {
+	if st.chain, err = newChain(st.backends, issuer, s.metrics, chainOptions{
+		cacheTTL:     cfg.Cache.TTL.Or(config.DefaultCacheTTL),
+		cacheEntries: cfg.Cache.Entries(),
+		checks:       cfg.Limits.Checks(),
+		checkWait:    cfg.Limits.CheckWait.Or(config.DefaultCheckWait),
+		now:          s.now,
+	}); err != nil {
 		st.close()
 		return nil, err
 	}

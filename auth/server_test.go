@@ -249,7 +249,7 @@ func TestChain(t *testing.T) {
 			for _, b := range tc.backends {
 				bs = append(bs, b)
 			}
-			c, err := newChain(bs, "realm", newMetrics("test"))
+			c, err := newChain(bs, "realm", newMetrics("test"), chainOptions{checks: 2, checkWait: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

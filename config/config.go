@@ -38,6 +38,8 @@ type Config struct {
 	Log      Log                   `yaml:"log"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
+	Cache    Cache                 `yaml:"cache"`
+	Limits   Limits                `yaml:"limits"`
 	// decoded only so that Load can name them in its error.
 	Unsupported unsupportedSections `yaml:",inline"`
 

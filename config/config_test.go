@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
@@ -112,6 +113,11 @@ func TestParseProblems(t *testing.T) {
 			name: "match keys without a value would match everyone",
 			yml:  base + "  - match: {account: , name: \"x/*\"}\n    actions: [push]\n  - match:\n      labels: {group: }\n    actions: [pull]\n",
 			want: []string{"17|acl[2].match.account|no value", "20|acl[3].match.labels.group|no value"},
+		},
+		{
+			name: "cache and limits",
+			yml:  base + "cache: {ttl: soon, max_entries: -1}\nlimits:\n  concurrent_checks: -2\n  check_wait: 1x\n",
+			want: []string{"17|cache.ttl|want a duration", "17|cache.max_entries|negative", "19|limits.concurrent_checks|positive", "20|limits.check_wait|want a duration"},
 		},
 		{
 			name: "unknown log level and format",
@@ -265,5 +271,23 @@ func TestEnvironment(t *testing.T) {
 	}
 	if c.Log.SlogLevel().String() != "DEBUG" || c.Log.Format != "json" {
 		t.Fatalf("log %+v", c.Log)
+	}
+}
+
+func TestDurations(t *testing.T) {
+	c, perr := parse(t, base+"cache: {ttl: 90}\nlimits: {check_wait: 1m30s}\n")
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if c.Cache.TTL.Or(0) != 90*time.Second || c.Limits.CheckWait.Or(0) != 90*time.Second {
+		t.Fatalf("cache %v limits %v", c.Cache.TTL, c.Limits.CheckWait)
+	}
+	c, _ = parse(t, base+"cache: {ttl: 0}\n")
+	if c.Cache.TTL.Or(DefaultCacheTTL) != 0 {
+		t.Fatal("ttl: 0 must turn the cache off, not take the default")
+	}
+	c, _ = parse(t, base)
+	if c.Cache.TTL.Or(DefaultCacheTTL) != DefaultCacheTTL || c.Cache.Entries() != DefaultCacheMaxEntries || c.Limits.Checks() < 1 {
+		t.Fatal("defaults")
 	}
 }

@@ -159,6 +159,7 @@ var (
 	unknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type \S+$`)
 	typeMismatch = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) `?(.*?)`? into (\\S+)$")
 	anyLine      = regexp.MustCompile(`^line (\d+): (.*)$`)
+	quotedGot    = regexp.MustCompile(`got ("(?:[^"\\]|\\.)*")$`)
 )
 
 // typeProblem rewrites one of yaml.v3's decoding messages so it names the key.
@@ -170,12 +171,16 @@ func (c *Config) typeProblem(msg string) Problem {
 	}
 	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		path := findValue(c.root, nil, line)
+		path := findValue(c.root, line, m[3])
 		return Problem{File: c.file, Line: line, Key: cfgerr.Key(path), Msg: fmt.Sprintf("want %s, got %s %q", describeGoType(m[4]), m[2], m[3])}
 	}
 	if m := anyLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return Problem{File: c.file, Line: line, Key: cfgerr.Key(findValue(c.root, nil, line)), Msg: m[2]}
+		hint := ""
+		if q := quotedGot.FindStringSubmatch(m[2]); q != nil {
+			hint, _ = strconv.Unquote(q[1])
+		}
+		return Problem{File: c.file, Line: line, Key: cfgerr.Key(findValue(c.root, line, hint)), Msg: m[2]}
 	}
 	return Problem{File: c.file, Msg: msg}
 }
@@ -220,32 +225,43 @@ func findKey(n *yaml.Node, path []string, line int, key string) []string {
 	return nil
 }
 
-// findValue returns the path of the first value node that starts on line.
-func findValue(n *yaml.Node, path []string, line int) []string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := append(append([]string{}, path...), k.Value)
-			if v.Line == line {
-				return p
+// findValue returns the path of the value on line that a decoding message
+// is about: the scalar whose text is hint when there is one (several values
+// can share a line in flow style), else the deepest value on the line.
+func findValue(root *yaml.Node, line int, hint string) []string {
+	var best []string
+	bestDepth := -1
+	var walk func(n *yaml.Node, path []string)
+	walk = func(n *yaml.Node, path []string) {
+		consider := func(v *yaml.Node, p []string) {
+			if v.Line != line {
+				return
 			}
-			if found := findValue(v, p, line); found != nil {
-				return found
+			score := len(p)
+			if hint != "" && v.Kind == yaml.ScalarNode && v.Value == hint {
+				score += 1000
+			}
+			if score > bestDepth {
+				best, bestDepth = p, score
 			}
 		}
-	case yaml.SequenceNode:
-		for i, v := range n.Content {
-			p := append(append([]string{}, path...), strconv.Itoa(i))
-			if v.Line == line && v.Kind == yaml.ScalarNode {
-				return p
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := append(append([]string{}, path...), n.Content[i].Value)
+				consider(n.Content[i+1], p)
+				walk(n.Content[i+1], p)
 			}
-			if found := findValue(v, p, line); found != nil {
-				return found
+		case yaml.SequenceNode:
+			for i, v := range n.Content {
+				p := append(append([]string{}, path...), strconv.Itoa(i))
+				consider(v, p)
+				walk(v, p)
 			}
 		}
 	}
-	return nil
+	walk(root, nil)
+	return best
 }
 
 // lineOf returns the line of the deepest node along path that exists in the

@@ -35,6 +35,8 @@ func (c *Config) validate() error {
 	add(c.unsupported())
 	add(c.Server.validate(), "server")
 	add(c.Log.validate(), "log")
+	add(c.Cache.validate(), "cache")
+	add(c.Limits.validate(), "limits")
 
 	// docker_auth signs with the server's TLS key pair when token has none.
 	if c.Token.Certificate == "" && c.Token.Key == "" && !c.Token.GenerateIfMissing {

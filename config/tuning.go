@@ -1,0 +1,114 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// Duration is a length of time written as a Go duration ("90s", "5m") or
+// as a whole number of seconds.
+type Duration struct {
+	time.Duration
+	set bool
+}
+
+// UnmarshalYAML accepts "1m30s" or 90.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"60s\"", n.Line)}}
+	}
+	if secs, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+		d.Duration, d.set = time.Duration(secs)*time.Second, true
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"60s\", got %q", n.Line, n.Value)}}
+	}
+	d.Duration, d.set = v, true
+	return nil
+}
+
+// Or returns d, or def when d was not written.
+func (d Duration) Or(def time.Duration) time.Duration {
+	if d.set {
+		return d.Duration
+	}
+	return def
+}
+
+// Cache is the `cache:` section: the credential cache that makes a repeat
+// login cost a signature instead of a bcrypt comparison or an LDAP bind.
+//
+//	cache:
+//	  ttl: 60s             # how long a successful check is remembered; 0 turns the cache off
+//	  max_entries: 10000   # bound on remembered (authenticator, account, password) triples
+type Cache struct {
+	TTL        Duration `yaml:"ttl"`
+	MaxEntries int      `yaml:"max_entries"`
+}
+
+// Defaults of the cache section.
+const (
+	DefaultCacheTTL        = 60 * time.Second
+	DefaultCacheMaxEntries = 10000
+)
+
+// Entries returns max_entries or its default.
+func (c Cache) Entries() int {
+	if c.MaxEntries == 0 {
+		return DefaultCacheMaxEntries
+	}
+	return c.MaxEntries
+}
+
+func (c *Cache) validate() error {
+	var errs []error
+	if c.TTL.Duration < 0 {
+		errs = append(errs, cfgerr.At(errors.New("must not be negative (0 turns the cache off)"), "ttl"))
+	}
+	if c.MaxEntries < 0 {
+		errs = append(errs, cfgerr.At(errors.New("must not be negative"), "max_entries"))
+	}
+	return errors.Join(errs...)
+}
+
+// Limits is the `limits:` section: bounds that keep a flood of logins from
+// starving everything else.
+//
+//	limits:
+//	  concurrent_checks: 2   # password checks (bcrypt, LDAP binds) at once; default GOMAXPROCS
+//	  check_wait: 2s         # longest wait for a slot; beyond it, 503 with Retry-After
+type Limits struct {
+	ConcurrentChecks int      `yaml:"concurrent_checks"`
+	CheckWait        Duration `yaml:"check_wait"`
+}
+
+// DefaultCheckWait is how long a password check may wait for a slot.
+const DefaultCheckWait = 2 * time.Second
+
+// Checks returns concurrent_checks or its default, GOMAXPROCS.
+func (l Limits) Checks() int {
+	if l.ConcurrentChecks == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return l.ConcurrentChecks
+}
+
+func (l *Limits) validate() error {
+	var errs []error
+	if l.ConcurrentChecks < 0 {
+		errs = append(errs, cfgerr.At(errors.New("must be positive"), "concurrent_checks"))
+	}
+	if l.CheckWait.Duration < 0 {
+		errs = append(errs, cfgerr.At(errors.New("must not be negative"), "check_wait"))
+	}
+	return errors.Join(errs...)
+}
