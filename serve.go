@@ -27,7 +27,7 @@ const (
 	readTimeout       = 15 * time.Second
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 32 << 10
+	maxHeaderBytes    = 1 << 20 // a hard cap; the handler refuses more than auth.MaxHeaderLength with an errcode body
 	drainTimeout      = 30 * time.Second
 )
 

@@ -10,13 +10,14 @@ import (
 // Error codes in response bodies. They follow the registry's errcode format,
 // which Docker and other clients parse: {"errors":[{"code","message"}]}.
 const (
-	CodeUnauthorized = "UNAUTHORIZED"
-	CodeBadRequest   = "BAD_REQUEST"
-	CodeTooLarge     = "TOO_LARGE"
-	CodeUnsupported  = "UNSUPPORTED"
-	CodeNotFound     = "NOT_FOUND"
-	CodeUnavailable  = "UNAVAILABLE"
-	CodeInternal     = "INTERNAL_ERROR"
+	CodeUnauthorized    = "UNAUTHORIZED"
+	CodeTooManyRequests = "TOOMANYREQUESTS"
+	CodeBadRequest      = "BAD_REQUEST"
+	CodeTooLarge        = "TOO_LARGE"
+	CodeUnsupported     = "UNSUPPORTED"
+	CodeNotFound        = "NOT_FOUND"
+	CodeUnavailable     = "UNAVAILABLE"
+	CodeInternal        = "INTERNAL_ERROR"
 )
 
 // Error is a failed token request: what the client is told (Status, Code,

@@ -129,7 +129,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	id, e := st.identify(ctx, req)
+	id, e := s.identifyThrottled(ctx, st, req)
 	if e != nil {
 		s.fail(w, r, req, e, start)
 		return

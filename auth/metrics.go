@@ -19,6 +19,7 @@ const (
 	OutcomeUnauthorized   = "unauthorized"    // wrong or missing credentials, bad refresh token
 	OutcomeBackendFailure = "backend_failure" // an authenticator could not answer
 	OutcomeOverloaded     = "overloaded"      // no password-check slot came free in time (503, Retry-After)
+	OutcomeThrottled      = "throttled"       // too many failed logins from the key (429)
 	OutcomeInternal       = "internal_error"  // a bug: signing failed
 )
 
@@ -109,6 +110,8 @@ func outcomeOf(e *Error) string {
 	switch {
 	case e.Status == http.StatusUnauthorized:
 		return OutcomeUnauthorized
+	case e.Status == http.StatusTooManyRequests:
+		return OutcomeThrottled
 	case e.Status == http.StatusServiceUnavailable && e.RetryAfter > 0:
 		return OutcomeOverloaded
 	case e.Status == http.StatusServiceUnavailable:

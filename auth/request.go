@@ -12,8 +12,24 @@ import (
 	"strings"
 )
 
-// MaxQueryLength bounds the query string of a token request.
-const MaxQueryLength = 16 << 10
+// Size limits of a token request. The HTTP server's own header limit is
+// higher, so that an oversized request is refused here, with an errcode
+// body, rather than by net/http with plain text.
+const (
+	MaxQueryLength  = 16 << 10
+	MaxHeaderLength = 32 << 10
+)
+
+// headerLength is the size of r's header block, roughly as sent.
+func headerLength(r *http.Request) int {
+	n := 0
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
 
 // Grant types: how a request proves who it is.
 const (
@@ -56,8 +72,11 @@ type clientIPConfig struct {
 // password without a user is taken as a refresh token. Every problem is a
 // 4xx *Error.
 func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, *Error) {
+	if headerLength(r) > MaxHeaderLength {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeTooLarge, Message: "request headers too large"}
+	}
 	if len(r.URL.RawQuery) > MaxQueryLength {
-		return nil, &Error{Status: http.StatusRequestURITooLong, Code: CodeTooLarge, Message: "query string too long"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeTooLarge, Message: "query string too long"}
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -110,6 +129,9 @@ const MaxFormBytes = 64 << 10
 // (refresh_token), service, client_id, access_type and scope (repeated or
 // space-separated). Every problem is a 4xx *Error.
 func parsePost(w http.ResponseWriter, r *http.Request, ipc clientIPConfig) (*Request, *Error) {
+	if headerLength(r) > MaxHeaderLength {
+		return nil, &Error{Status: http.StatusBadRequest, Code: CodeTooLarge, Message: "request headers too large"}
+	}
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "application/x-www-form-urlencoded" {
 		return nil, badRequest("want Content-Type application/x-www-form-urlencoded")

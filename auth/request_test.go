@@ -76,7 +76,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "bad offline_token", query: "service=r&offline_token=maybe", status: 400, errText: "offline_token"},
 		{name: "bad scope", query: "service=r&scope=repository", status: 400, errText: "invalid scope"},
 		{name: "malformed query", query: "service=r&scope=%zz", status: 400, errText: "malformed query"},
-		{name: "query too long", query: "service=r&scope=" + strings.Repeat("a", MaxQueryLength), status: 414},
+		{name: "query too long", query: "service=r&scope=" + strings.Repeat("a", MaxQueryLength), status: 400, errText: "too long"},
+		{name: "headers too large", query: "service=r", headers: map[string][]string{"X-Padding": {strings.Repeat("p", MaxHeaderLength)}}, status: 400, errText: "headers too large"},
 		{
 			name: "bearer instead of basic", query: "service=r",
 			headers: map[string][]string{"Authorization": {"Bearer abc"}},

@@ -33,8 +33,9 @@ type Server struct {
 	state   atomic.Pointer[state]
 	logger  *slog.Logger
 	now     func() time.Time
-	version string
-	metrics *Metrics
+	version  string
+	metrics  *Metrics
+	throttle *throttle
 }
 
 // state is everything built from one configuration.
@@ -70,10 +71,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.metrics = newMetrics(s.version)
+	s.throttle = newThrottle(s.now)
 	st, err := s.build(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.throttle.configure(cfg.Throttle)
 	s.state.Store(st)
 	s.metrics.lastReload.SetToCurrentTime()
 	return s, nil
@@ -93,6 +96,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		s.metrics.reloads.WithLabelValues("failure").Inc()
 		return err
 	}
+	s.throttle.configure(cfg.Throttle)
 	old := s.state.Swap(st)
 	s.metrics.reloads.WithLabelValues("success").Inc()
 	s.metrics.lastReload.SetToCurrentTime()

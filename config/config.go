@@ -40,6 +40,7 @@ type Config struct {
 	// docker_auth sections that Gatehouse does not implement. They are
 	Cache    Cache                 `yaml:"cache"`
 	Limits   Limits                `yaml:"limits"`
+	Throttle Throttle              `yaml:"throttle"`
 	// decoded only so that Load can name them in its error.
 	Unsupported unsupportedSections `yaml:",inline"`
 

@@ -120,6 +120,11 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"17|cache.ttl|want a duration", "17|cache.max_entries|negative", "19|limits.concurrent_checks|positive", "20|limits.check_wait|want a duration"},
 		},
 		{
+			name: "throttle",
+			yml:  base + "throttle: {ip_failures: -1, delay: 0s, max_delay: 1s}\n",
+			want: []string{"17|throttle.ip_failures|positive", "17|throttle.delay|positive"},
+		},
+		{
 			name: "unknown log level and format",
 			yml:  base + "log: {level: verbose, format: xml}\n",
 			want: []string{"17|log.level|debug, info", "17|log.format|text or json"},

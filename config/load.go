@@ -20,8 +20,9 @@ import (
 // Problem is one thing wrong with a configuration file.
 type Problem struct {
 	File string
-	Line int    // 0 when unknown
-	Key  string // e.g. "acl[2].match.ip"; "" for the file as a whole
+	Line   int    // 0 when unknown
+	Column int    // of the key, 0 when unknown; orders problems on one line
+	Key    string // e.g. "acl[2].match.ip"; "" for the file as a whole
 	Msg  string
 }
 
@@ -122,7 +123,12 @@ func (c *Config) Annotate(err error) error {
 }
 
 func newError(problems []Problem) *Error {
-	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+	sort.SliceStable(problems, func(i, j int) bool {
+		if problems[i].Line != problems[j].Line {
+			return problems[i].Line < problems[j].Line
+		}
+		return problems[i].Column < problems[j].Column
+	})
 	return &Error{Problems: problems}
 }
 
@@ -136,7 +142,8 @@ func (c *Config) problems(err error) []Problem {
 				// The key names the section; drop a component prefix that repeats it.
 				msg = strings.TrimPrefix(msg, ce.Path[0]+": ")
 			}
-			out = append(out, Problem{File: c.file, Line: c.lineOf(ce.Path), Key: cfgerr.Key(ce.Path), Msg: msg})
+			line, col := c.posOf(ce.Path)
+			out = append(out, Problem{File: c.file, Line: line, Column: col, Key: cfgerr.Key(ce.Path), Msg: msg})
 			continue
 		}
 		out = append(out, Problem{File: c.file, Msg: e.Error()})
@@ -167,12 +174,14 @@ func (c *Config) typeProblem(msg string) Problem {
 	if m := unknownField.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		path := findKey(c.root, nil, line, m[2])
-		return Problem{File: c.file, Line: line, Key: cfgerr.Key(path), Msg: "unknown key"}
+		_, col := c.posOf(path)
+		return Problem{File: c.file, Line: line, Column: col, Key: cfgerr.Key(path), Msg: "unknown key"}
 	}
 	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		path := findValue(c.root, line, m[3])
-		return Problem{File: c.file, Line: line, Key: cfgerr.Key(path), Msg: fmt.Sprintf("want %s, got %s %q", describeGoType(m[4]), m[2], m[3])}
+		_, col := c.posOf(path)
+		return Problem{File: c.file, Line: line, Column: col, Key: cfgerr.Key(path), Msg: fmt.Sprintf("want %s, got %s %q", describeGoType(m[4]), m[2], m[3])}
 	}
 	if m := anyLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
@@ -180,7 +189,9 @@ func (c *Config) typeProblem(msg string) Problem {
 		if q := quotedGot.FindStringSubmatch(m[2]); q != nil {
 			hint, _ = strconv.Unquote(q[1])
 		}
-		return Problem{File: c.file, Line: line, Key: cfgerr.Key(findValue(c.root, line, hint)), Msg: m[2]}
+		path := findValue(c.root, line, hint)
+		_, col := c.posOf(path)
+		return Problem{File: c.file, Line: line, Column: col, Key: cfgerr.Key(path), Msg: m[2]}
 	}
 	return Problem{File: c.file, Msg: msg}
 }
@@ -264,39 +275,40 @@ func findValue(root *yaml.Node, line int, hint string) []string {
 	return best
 }
 
-// lineOf returns the line of the deepest node along path that exists in the
-// file: the key's own line when the whole path exists, else the closest
-// enclosing one.
-func (c *Config) lineOf(path []string) int {
+// posOf returns the line and column of the deepest node along path that
+// exists in the file: the key's own position when the whole path exists,
+// else the closest enclosing one's.
+func (c *Config) posOf(path []string) (line, col int) {
 	if c.root == nil {
-		return 0
+		return 0, 0
 	}
-	n, line := c.root, c.root.Line
+	n := c.root
+	line, col = n.Line, n.Column
 	for _, p := range path {
 		switch n.Kind {
 		case yaml.MappingNode:
 			found := false
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == p {
-					line, n, found = n.Content[i].Line, n.Content[i+1], true
+				if k := n.Content[i]; k.Value == p {
+					line, col, n, found = k.Line, k.Column, n.Content[i+1], true
 					break
 				}
 			}
 			if !found {
-				return line
+				return line, col
 			}
 		case yaml.SequenceNode:
 			i, err := strconv.Atoi(p)
 			if err != nil || i < 0 || i >= len(n.Content) {
-				return line
+				return line, col
 			}
 			n = n.Content[i]
-			line = n.Line
+			line, col = n.Line, n.Column
 		default:
-			return line
+			return line, col
 		}
 	}
-	return line
+	return line, col
 }
 
 // has reports whether the top-level key is present in the file.

@@ -112,3 +112,72 @@ func (l *Limits) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Throttle is the `throttle:` section: failed logins are counted per
+// (account, client IP) and per client IP; past a limit, further attempts
+// from that key are answered 429 before any password is checked, for a
+// delay that doubles with every further failure, up to max_delay.
+//
+//	throttle:
+//	  enabled: true                  # default true
+//	  account_ip_failures: 5         # failures of one account from one IP before it is delayed
+//	  ip_failures: 50                # failures from one IP, any account, before the IP is delayed
+//	  window: 15m                    # failures older than this (since the last one) are forgotten
+//	  delay: 1s                      # first delay past a limit; doubles with each further failure
+//	  max_delay: 15m
+//	  max_tracked: 100000            # bound on the keys remembered
+type Throttle struct {
+	Enabled           *bool    `yaml:"enabled"`
+	AccountIPFailures int      `yaml:"account_ip_failures"`
+	IPFailures        int      `yaml:"ip_failures"`
+	Window            Duration `yaml:"window"`
+	Delay             Duration `yaml:"delay"`
+	MaxDelay          Duration `yaml:"max_delay"`
+	MaxTracked        int      `yaml:"max_tracked"`
+}
+
+// Throttle defaults.
+const (
+	DefaultAccountIPFailures = 5
+	DefaultIPFailures        = 50
+	DefaultThrottleWindow    = 15 * time.Minute
+	DefaultThrottleDelay     = time.Second
+	DefaultThrottleMaxDelay  = 15 * time.Minute
+	DefaultThrottleTracked   = 100000
+)
+
+// On reports whether throttling is enabled (the default).
+func (t Throttle) On() bool { return t.Enabled == nil || *t.Enabled }
+
+// Limits returns the per-(account, IP) and per-IP failure limits.
+func (t Throttle) Limits() (accountIP, ip int) {
+	return orInt(t.AccountIPFailures, DefaultAccountIPFailures), orInt(t.IPFailures, DefaultIPFailures)
+}
+
+// Tracked returns max_tracked or its default.
+func (t Throttle) Tracked() int { return orInt(t.MaxTracked, DefaultThrottleTracked) }
+
+func orInt(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (t *Throttle) validate() error {
+	var errs []error
+	for key, v := range map[string]int{"account_ip_failures": t.AccountIPFailures, "ip_failures": t.IPFailures, "max_tracked": t.MaxTracked} {
+		if v < 0 {
+			errs = append(errs, cfgerr.At(errors.New("must be positive"), key))
+		}
+	}
+	for key, d := range map[string]Duration{"window": t.Window, "delay": t.Delay, "max_delay": t.MaxDelay} {
+		if d.set && d.Duration <= 0 {
+			errs = append(errs, cfgerr.At(errors.New("must be positive"), key))
+		}
+	}
+	if t.Delay.Or(DefaultThrottleDelay) > t.MaxDelay.Or(DefaultThrottleMaxDelay) {
+		errs = append(errs, cfgerr.At(errors.New("must not exceed max_delay"), "delay"))
+	}
+	return errors.Join(errs...)
+}

@@ -37,6 +37,7 @@ func (c *Config) validate() error {
 	add(c.Log.validate(), "log")
 	add(c.Cache.validate(), "cache")
 	add(c.Limits.validate(), "limits")
+	add(c.Throttle.validate(), "throttle")
 
 	// docker_auth signs with the server's TLS key pair when token has none.
 	if c.Token.Certificate == "" && c.Token.Key == "" && !c.Token.GenerateIfMissing {

@@ -36,6 +36,15 @@ go vet ./...
 echo "== go test"
 go test -count=1 -timeout 15m ./...
 
+# Fuzzing: each parser target for a bounded time; a crash fails the run and
+# leaves the failing input in the package's testdata/fuzz for a regression.
+echo "== fuzz (10 s each)"
+for target in auth:FuzzParseScopes auth:FuzzParseRequest auth:FuzzParsePost config:FuzzParse acl:FuzzDecide; do
+	pkg=${target%%:*} name=${target#*:}
+	echo "-- $name ($pkg)"
+	go test -run='^$' -fuzz="^${name}\$" -fuzztime=10s "./$pkg" | tail -n 1
+done
+
 # The seed blog's compose stack on a real Docker engine (e2e/docker/run.sh,
 # docs/docker.md): it runs whenever an engine answers, and CI must have one.
 echo "== docker end-to-end (make e2e-docker)"

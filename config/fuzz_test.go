@@ -1,0 +1,32 @@
+package config
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzParse: any file content is loaded or refused with problems that name
+// the file, never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add([]byte(base + "acl:\n  - match: {account: [\n"))
+	f.Add([]byte("server: {addr: x}\ntoken: {expiration: soon}\nacl: [{match: {ip: 1.2.3.4/40}}]\n"))
+	f.Add([]byte("cache: {ttl: ${env:NOPE}}\nlog: {level: 3}\n"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte("{{{"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := Parse("fuzz.yml", data)
+		if err == nil {
+			return
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+			t.Fatalf("error %T without problems: %v", err, err)
+		}
+		for _, p := range ce.Problems {
+			if p.File != "fuzz.yml" || p.Msg == "" {
+				t.Fatalf("problem %+v", p)
+			}
+		}
+	})
+}
