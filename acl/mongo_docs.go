@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -117,7 +118,10 @@ func checkFields(doc bson.Raw, allowed []string, prefix string) error {
 			return fmt.Errorf("unknown field %q (known: %v)", prefix+key, allowed)
 		}
 		if e.Value().Type == bson.TypeNull {
-			return fmt.Errorf("%s is null, which would match every request; remove the field or give it a value", prefix+key)
+			if strings.HasPrefix(prefix, "match.") {
+				return fmt.Errorf("%s is null, which would match every request; remove the field or give it a value", prefix+key)
+			}
+			return fmt.Errorf("%s is null; give it a value", prefix+key)
 		}
 	}
 	return nil

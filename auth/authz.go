@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,17 +27,23 @@ type Decision struct {
 	Rule int `json:"rule"`
 	// Comment is that rule's comment.
 	Comment string `json:"comment,omitempty"`
+	// ACL is "acl_mongo" when the MongoDB ACL decided; Rule is then the
+	// deciding document's seq. Empty for the static acl.
+	ACL string `json:"acl,omitempty"`
 }
 
-// authorize decides every requested scope. A scope nothing grants stays in
-// the token with no actions: a partial or empty grant is not an error.
-// complete reports whether every requested action was granted.
-func (st *state) authorize(req *Request, id *identity) (access []token.Access, logs []Decision, complete bool) {
+// authorize decides every requested scope: the static acl first, then, when
+// no rule matched, acl_mongo (docker_auth's order). A scope nothing grants
+// stays in the token with no actions: a partial or empty grant is not an
+// error. complete reports whether every requested action was granted. err
+// is set when acl_mongo was needed and has never loaded (the client gets
+// 503); the decisions still say which scopes it concerns.
+func (st *state) authorize(req *Request, id *identity) (access []token.Access, logs []Decision, complete bool, err error) {
 	access = make([]token.Access, 0, len(req.Scopes))
 	logs = make([]Decision, 0, len(req.Scopes))
 	complete = true
 	for _, sc := range req.Scopes {
-		d := st.acl.Decide(&acl.Request{
+		ar := &acl.Request{
 			Account: id.Account,
 			Type:    sc.Type,
 			Name:    sc.Name,
@@ -44,12 +51,26 @@ func (st *state) authorize(req *Request, id *identity) (access []token.Access, l
 			IP:      req.IP,
 			Labels:  id.Labels,
 			Actions: sc.Actions,
-		})
+		}
+		d := st.acl.Decide(ar)
+		which := ""
+		if !d.Matched && st.aclMongo != nil {
+			which = "acl_mongo"
+			md, merr := st.aclMongo.Decide(ar)
+			d = md.Decision
+			switch {
+			case merr != nil:
+				d.Comment = "acl_mongo unavailable: " + merr.Error()
+				err = cmp.Or(err, merr)
+			case d.Matched:
+				d.Rule = int(md.Seq)
+			}
+		}
 		access = append(access, token.Access{Type: sc.Type, Name: sc.Name, Actions: d.Actions})
 		complete = complete && len(d.Actions) == len(sc.Actions)
-		logs = append(logs, Decision{Scope: sc.String(), Granted: strings.Join(d.Actions, ","), Rule: d.Rule, Comment: d.Comment})
+		logs = append(logs, Decision{Scope: sc.String(), Granted: strings.Join(d.Actions, ","), Rule: d.Rule, Comment: d.Comment, ACL: which})
 	}
-	return access, logs, complete
+	return access, logs, complete, err
 }
 
 // identify establishes who the request is from: a refresh token is checked
@@ -165,6 +186,6 @@ func (s *Server) Explain(account string, labels authn.Labels, ip netip.Addr, ser
 	if st == nil {
 		return nil
 	}
-	_, decisions, _ := st.authorize(&Request{Service: service, Scopes: scopes, IP: ip}, &identity{Account: account, Labels: labels})
+	_, decisions, _, _ := st.authorize(&Request{Service: service, Scopes: scopes, IP: ip}, &identity{Account: account, Labels: labels})
 	return decisions
 }

@@ -60,6 +60,7 @@ type Mongo struct {
 
 var (
 	_ Authenticator = (*Mongo)(nil)
+	_ Checker       = (*Mongo)(nil)
 	_ io.Closer     = (*Mongo)(nil)
 )
 
@@ -188,6 +189,17 @@ func (m *Mongo) labels(account string, u *mongoUser) (Labels, error) {
 		out[key] = list
 	}
 	return out, nil
+}
+
+// Check pings the database, for /readyz; it honours ctx and the configured
+// timeout.
+func (m *Mongo) Check(ctx context.Context) error {
+	ctx, cancel := m.conn.WithTimeout(ctx)
+	defer cancel()
+	if err := m.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("mongo: ping: %w", err)
+	}
+	return nil
 }
 
 // checkIndex warns when no index starts with username: without one every

@@ -209,6 +209,25 @@ func parseURI(uri string, passwordFromFile bool) (*connstring.ConnString, error)
 	return cs, nil
 }
 
+// Files lists the files the section names (password and CA files), so a
+// change to one of them reloads the configuration.
+func (c *Config) Files() []string {
+	files := []string{c.PasswordFile}
+	if c.DialInfo != nil {
+		files = append(files, c.DialInfo.PasswordFile, c.DialInfo.CAFile)
+	}
+	if cs, err := parseURI(c.URI, false); err == nil {
+		files = append(files, cs.SSLCaFile, cs.SSLClientCertificateKeyFile, cs.SSLCertificateFile, cs.SSLPrivateKeyFile)
+	}
+	out := files[:0]
+	for _, f := range files {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // Timeout is how long one operation may take.
 func (c *Config) Timeout() time.Duration {
 	if c.DialInfo != nil {

@@ -12,6 +12,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
@@ -148,6 +149,11 @@ func readPassword(path string) (string, error) {
 // Timeout from now, whichever comes first.
 func (c *Conn) WithTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.Timeout)
+}
+
+// Ping asks the server to answer, within ctx.
+func (c *Conn) Ping(ctx context.Context) error {
+	return c.client.Ping(ctx, readpref.Primary())
 }
 
 // String names the hosts, database and collection for logs; it never holds

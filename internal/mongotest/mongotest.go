@@ -64,19 +64,29 @@ type TLSFiles struct {
 // test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, nil)
+	return start(t, nil, anyPort)
 }
 
 // StartTLS starts FerretDB serving TLS only, with a self-signed certificate
 // for 127.0.0.1 and localhost whose files TLS returns.
 func StartTLS(t testing.TB) *Server {
 	t.Helper()
-	return start(t, writeCert(t, t.TempDir()))
+	return start(t, writeCert(t, t.TempDir()), anyPort)
 }
 
-func start(t testing.TB, tlsFiles *TLSFiles) *Server {
+// StartAt starts FerretDB on addr, such as an address ClosedAddr returned:
+// a database that comes up after its clients.
+func StartAt(t testing.TB, addr string) *Server {
+	t.Helper()
+	return start(t, nil, addr)
+}
+
+// anyPort asks for a free loopback port.
+const anyPort = "127.0.0.1:0"
+
+func start(t testing.TB, tlsFiles *TLSFiles, addr string) *Server {
 	s := &Server{t: t, dir: t.TempDir(), tls: tlsFiles, log: &lockedWriter{}}
-	s.run("127.0.0.1:0")
+	s.run(addr)
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -144,7 +154,7 @@ func (s *Server) run(addr string) {
 			SQLiteURL: "file:" + s.dir + "/",
 			Logger:    slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
-		if err == nil || addr == "127.0.0.1:0" {
+		if err == nil || addr == anyPort {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -221,6 +231,19 @@ func Blackhole(t testing.TB) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// ClosedAddr returns a loopback "127.0.0.1:PORT" where nothing listens: a
+// database that is down.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
 
 // writeCert writes a self-signed P-256 certificate for 127.0.0.1 and
