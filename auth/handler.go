@@ -135,8 +135,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		return
 	}
 	t := s.now()
-	access, decisions, complete := st.authorize(req, id)
+	access, decisions, complete, err := st.authorize(req, id)
 	s.metrics.observeStage("authz", "", s.now().Sub(t))
+	if err != nil {
+		s.fail(w, r, req, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}, start)
+		return
+	}
 	t = s.now()
 	resp, err := st.respond(req, id, access)
 	s.metrics.observeStage("sign", "", s.now().Sub(t))

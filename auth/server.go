@@ -45,6 +45,7 @@ type state struct {
 	ipc      clientIPConfig
 	chain    *chain
 	acl      *acl.ACL
+	aclMongo *acl.Mongo // acl_mongo, consulted when acl has no match; nil when not configured
 	signer   *token.Signer
 	refresh  *token.Refresher // nil when OAuth2 is off
 	backends []authn.Authenticator
@@ -152,9 +153,22 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 			st.backends = append(st.backends, l)
 		}
 	}
+	if cfg.Mongo != nil {
+		m, err := authn.NewMongo(*cfg.Mongo, authn.WithMongoLogger(s.logger))
+		if err != nil {
+			errs = append(errs, cfgerr.At(err, "mongo_auth"))
+		} else {
+			st.backends = append(st.backends, m)
+		}
+	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))
 	if err != nil {
 		errs = append(errs, cfgerr.At(err, "acl"))
+	}
+	if cfg.ACLMongo != nil && len(errs) == 0 {
+		if st.aclMongo, err = acl.NewMongo(*cfg.ACLMongo, acl.WithMongoLogger(s.logger)); err != nil {
+			errs = append(errs, cfgerr.At(err, "acl_mongo"))
+		}
 	}
 	if len(errs) > 0 {
 		st.close()
@@ -180,6 +194,9 @@ func (st *state) close() {
 		if c, ok := b.(io.Closer); ok {
 			_ = c.Close()
 		}
+	}
+	if st.aclMongo != nil {
+		_ = st.aclMongo.Close()
 	}
 }
 

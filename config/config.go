@@ -34,7 +34,9 @@ type Config struct {
 	Users    authn.StaticConfig    `yaml:"users"`
 	Htpasswd *authn.HtpasswdConfig `yaml:"htpasswd_auth"`
 	LDAP     *authn.LDAPConfig     `yaml:"ldap_auth"`
+	Mongo    *authn.MongoConfig    `yaml:"mongo_auth"`
 	ACL      []acl.Rule            `yaml:"acl"`
+	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
 	Log      Log                   `yaml:"log"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
@@ -105,11 +107,9 @@ type unsupportedSections struct {
 	GithubAuth  yaml.Node `yaml:"github_auth"`
 	OIDCAuth    yaml.Node `yaml:"oidc_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
-	MongoAuth   yaml.Node `yaml:"mongo_auth"`
 	XormAuth    yaml.Node `yaml:"xorm_auth"`
 	ExtAuth     yaml.Node `yaml:"ext_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
-	ACLMongo    yaml.Node `yaml:"acl_mongo"`
 	ACLXorm     yaml.Node `yaml:"acl_xorm"`
 	ExtAuthz    yaml.Node `yaml:"ext_authz"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
@@ -122,8 +122,6 @@ var unsupportedReason = map[string]string{
 	"github_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"oidc_auth":    "browser sign-in flows are not supported by Gatehouse",
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"mongo_auth":   "not supported by this version of Gatehouse yet",
-	"acl_mongo":    "not supported by this version of Gatehouse yet",
 	"xorm_auth":    "SQL user stores are not supported by Gatehouse",
 	"acl_xorm":     "SQL ACL stores are not supported by Gatehouse",
 	"ext_auth":     "external programs are not supported by Gatehouse",

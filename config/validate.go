@@ -56,11 +56,23 @@ func (c *Config) validate() error {
 	if c.LDAP != nil {
 		add(c.LDAP.Validate(), "ldap_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth or ldap_auth"), "users")
+	if c.Mongo != nil {
+		add(c.Mongo.Validate(), "mongo_auth")
+	} else if c.has("mongo_auth") {
+		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "mongo_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ldap_auth or mongo_auth"), "users")
 	}
 
-	if !c.has("acl") {
+	if c.ACLMongo != nil {
+		add(c.ACLMongo.Validate(), "acl_mongo")
+	} else if c.has("acl_mongo") {
+		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "acl_mongo")
+	}
+	// With acl_mongo the static acl is optional: the rules may all be in
+	// MongoDB.
+	if !c.has("acl") && c.ACLMongo == nil {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
 	} else {
 		add(c.nullMatches())
