@@ -1,0 +1,676 @@
+// Command load is Gatehouse's load benchmark: it builds Gatehouse, starts
+// it as a separate process on a loopback port with a generated
+// configuration, drives it with a closed-loop HTTP client (N connections
+// over one shared http.Transport, in this process) and prints tokens/s,
+// p50 and p99 latency and the server's peak RSS (VmHWM) for each case:
+//
+//   - static: a static user with a bcrypt cost-10 hash, answered by the
+//     credential cache after the first request;
+//   - anonymous: no credentials, a public pull;
+//   - ldap-cached, ldap-uncached: an LDAP user (a throwaway slapd from
+//     internal/ldaptest on the same machine), with the cache on and with
+//     cache.ttl: 0 (every request searches and binds);
+//
+// each with an RSA-2048 and a P-256 key, and with 8 and 64 connections.
+// In the same run it measures the ceiling of the same machine and load: a
+// bare Go HTTP server (this program's hidden ceiling-serve subcommand)
+// that signs one token per request with the same key and claims through
+// the token package's Signer and does nothing else. Every case is printed
+// with its ratio to the ceiling of its key and connection count.
+//
+//	go run ./bench/load                      # everything, about 5 minutes
+//	go run ./bench/load -keys p256 -conns 64 -cases ceiling,static,anonymous
+//
+// Everything listens on 127.0.0.1 only. Each case runs -warmup plus
+// -duration (2 s + 10 s by default; at most 30 s together). Gatehouse logs
+// at level info in JSON (the audit line of every token is part of the
+// cost) to a file in the work directory, deleted after the case unless
+// -keep is set. See docs/performance.md for the results.
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/ldaptest"
+)
+
+// maxCaseTime bounds warm-up plus measurement of one case.
+const maxCaseTime = 30 * time.Second
+
+// A benchmark case: what is asked, of which server.
+type caseSpec struct {
+	name      string
+	ceiling   bool // the bare signing server, not Gatehouse
+	user      string
+	password  string
+	scope     string
+	wantSub   string
+	ldap      bool
+	noCache   bool
+	wantGrant string // the access the token must carry, "type:name:actions"
+}
+
+var allCases = []caseSpec{
+	{name: "ceiling", ceiling: true, user: staticUser, password: staticPassword, scope: "repository:alice/app:pull,push",
+		wantSub: staticUser, wantGrant: "repository:alice/app:pull,push"},
+	{name: "static", user: staticUser, password: staticPassword, scope: "repository:alice/app:pull,push",
+		wantSub: staticUser, wantGrant: "repository:alice/app:pull,push"},
+	{name: "anonymous", scope: "repository:public/base:pull", wantGrant: "repository:public/base:pull"},
+	{name: "ldap-cached", ldap: true, user: ldapUser.UID, password: ldapUser.Password, scope: "repository:dave/app:pull,push",
+		wantSub: ldapUser.UID, wantGrant: "repository:dave/app:pull,push"},
+	{name: "ldap-uncached", ldap: true, noCache: true, user: ldapUser.UID, password: ldapUser.Password,
+		scope: "repository:dave/app:pull,push", wantSub: ldapUser.UID, wantGrant: "repository:dave/app:pull,push"},
+}
+
+// result is one measured row.
+type result struct {
+	c        caseSpec
+	key      string
+	conns    int
+	n        int           // successful requests in the window
+	errs     int64         // failed requests in the window
+	firstErr string        // the first failure, for the report
+	elapsed  time.Duration // the measurement window
+	p50, p99 time.Duration
+	rssKB    int64 // the server's VmHWM
+	skipped  string
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == ceilingCommand {
+		os.Exit(serveCeiling(os.Args[2:]))
+	}
+	os.Exit(run())
+}
+
+type options struct {
+	duration, warmup time.Duration
+	conns            []int
+	keys             []string
+	cases            []caseSpec
+	logTo            string
+	keep             bool
+	gatehouse        string
+}
+
+func parseFlags() (*options, error) {
+	o := &options{}
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measurement time of each case")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up time of each case, not measured")
+	conns := flag.String("conns", "8,64", "connection counts, comma-separated")
+	keys := flag.String("keys", "rsa2048,p256", "signing keys: rsa2048, p256")
+	cases := flag.String("cases", "ceiling,static,anonymous,ldap-cached,ldap-uncached", "cases to run")
+	flag.StringVar(&o.logTo, "log", "file", "where Gatehouse logs: file (in the work directory) or discard (/dev/null)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configurations, keys, logs)")
+	flag.StringVar(&o.gatehouse, "gatehouse", "", "a gatehouse binary to run instead of building one")
+	flag.Parse()
+	if o.duration <= 0 || o.warmup < 0 || o.duration+o.warmup > maxCaseTime {
+		return nil, fmt.Errorf("-warmup plus -duration must be positive and at most %v", maxCaseTime)
+	}
+	for f := range strings.SplitSeq(*conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("-conns: %q is not a connection count (1 to 1024)", f)
+		}
+		o.conns = append(o.conns, n)
+	}
+	for k := range strings.SplitSeq(*keys, ",") {
+		if k = strings.TrimSpace(k); k != "rsa2048" && k != "p256" {
+			return nil, fmt.Errorf("-keys: unknown key %q: want rsa2048 or p256", k)
+		}
+		o.keys = append(o.keys, strings.TrimSpace(k))
+	}
+	for name := range strings.SplitSeq(*cases, ",") {
+		i := slices.IndexFunc(allCases, func(c caseSpec) bool { return c.name == strings.TrimSpace(name) })
+		if i < 0 {
+			return nil, fmt.Errorf("-cases: unknown case %q", name)
+		}
+		o.cases = append(o.cases, allCases[i])
+	}
+	if o.logTo != "file" && o.logTo != "discard" {
+		return nil, fmt.Errorf("-log: want file or discard")
+	}
+	return o, nil
+}
+
+// procs tracks the servers this program started, to stop them on ^C.
+var procs struct {
+	sync.Mutex
+	set     map[*os.Process]bool
+	cleanup []func()
+}
+
+func track(p *os.Process, on bool) {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.set == nil {
+		procs.set = map[*os.Process]bool{}
+	}
+	if on {
+		procs.set[p] = true
+	} else {
+		delete(procs.set, p)
+	}
+}
+
+func stopAll() {
+	procs.Lock()
+	defer procs.Unlock()
+	for p := range procs.set {
+		_ = p.Kill()
+	}
+	for i := len(procs.cleanup) - 1; i >= 0; i-- {
+		procs.cleanup[i]()
+	}
+	procs.cleanup = nil
+}
+
+func run() int {
+	o, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dir, err := os.MkdirTemp("", "gatehouse-load-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		return 1
+	}
+	defer func() {
+		stopAll()
+		if o.keep {
+			fmt.Println("work directory kept:", dir)
+		} else {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	results, err := runAll(ctx, o, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		return 1
+	}
+	fmt.Println()
+	printTable(os.Stdout, results)
+	fmt.Println()
+	printTargets(os.Stdout, results)
+	return 0
+}
+
+func runAll(ctx context.Context, o *options, dir string) ([]result, error) {
+	printMachine(os.Stdout, o)
+	bin := o.gatehouse
+	if bin == "" {
+		bin = filepath.Join(dir, "gatehouse")
+		fmt.Println("building gatehouse…")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/gatehouse/gatehouse")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("building gatehouse (run from the repository): %w", err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	hash, err := bcryptHash()
+	if err != nil {
+		return nil, err
+	}
+	var slapd *ldaptest.Server
+	ldapSkip := ""
+	if slices.ContainsFunc(o.cases, func(c caseSpec) bool { return c.ldap }) {
+		srv, stopSlapd, err := startSlapd(dir)
+		switch {
+		case errors.Is(err, errNoSlapd):
+			ldapSkip = "slapd is not installed (Debian: apt-get install slapd ldap-utils); LDAP cases skipped"
+			fmt.Println(ldapSkip)
+		case err != nil:
+			return nil, fmt.Errorf("starting slapd: %w", err)
+		default:
+			slapd = srv
+			procs.Lock()
+			procs.cleanup = append(procs.cleanup, stopSlapd)
+			procs.Unlock()
+			fmt.Println("slapd listening on", srv.Addr)
+		}
+	}
+	var results []result
+	for _, k := range o.keys {
+		kp, err := writeKey(dir, k)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range o.conns {
+			var cases []caseSpec
+			for _, c := range o.cases {
+				if c.ldap && slapd == nil {
+					results = append(results, result{c: c, key: kp.name, conns: n, skipped: ldapSkip})
+				} else {
+					cases = append(cases, c)
+				}
+			}
+			rs, err := runGroup(ctx, o, dir, bin, self, kp, hash, slapd, cases, n)
+			if err != nil {
+				return nil, fmt.Errorf("%s, %d connections: %w", kp.name, n, err)
+			}
+			for _, r := range rs {
+				printRow(os.Stdout, r, rs)
+			}
+			results = append(results, rs...)
+		}
+	}
+	return results, nil
+}
+
+// rounds is how many slices each case's measurement is cut into. The
+// cases of a group take turns, slice by slice, so a change in the
+// machine's background load during the run affects them alike, and each
+// case's ratio to the ceiling compares measurements made side by side.
+const rounds = 5
+
+// server is one running server process of a group.
+type server struct {
+	c       caseSpec
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	url     string
+	logPath string
+	tr      *http.Transport
+	res     result
+	lat     []time.Duration
+}
+
+// runGroup starts one server per case (the ceiling or a Gatehouse with
+// the case's configuration), warms each up, then measures them in turns
+// for o.duration each, and stops them.
+func runGroup(ctx context.Context, o *options, dir, bin, self string, kp keyPair, hash string, slapd *ldaptest.Server, cases []caseSpec, conns int) ([]result, error) {
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+			track(s.cmd.Process, false)
+			s.tr.CloseIdleConnections()
+			if !o.keep && s.logPath != os.DevNull {
+				_ = os.Remove(s.logPath)
+			}
+		}
+	}()
+	for _, c := range cases {
+		s, err := startServer(o, dir, bin, self, kp, hash, slapd, c, conns)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		servers = append(servers, s)
+		if err := waitReady(ctx, s.url, c, s.exited, s.logPath); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	for _, s := range servers {
+		drive(ctx, s.tr, s.url, s.c.user, s.c.password, conns, o.warmup)
+	}
+	slice := o.duration / rounds
+	for range rounds {
+		for _, s := range servers {
+			d := drive(ctx, s.tr, s.url, s.c.user, s.c.password, conns, slice)
+			s.lat = append(s.lat, d.lat...)
+			s.res.errs += d.errs
+			s.res.elapsed += d.elapsed
+			if s.res.firstErr == "" {
+				s.res.firstErr = d.firstErr
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	var out []result
+	for _, s := range servers {
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("%s: the server exited during the run (log: %s)", s.c.name, s.logPath)
+		default:
+		}
+		r := s.res
+		r.c, r.key, r.conns, r.n = s.c, kp.name, conns, len(s.lat)
+		var err error
+		if r.rssKB, err = peakRSS(s.cmd.Process.Pid); err != nil {
+			return nil, err
+		}
+		if len(s.lat) > 0 {
+			slices.Sort(s.lat)
+			r.p50, r.p99 = s.lat[len(s.lat)/2], s.lat[(len(s.lat)-1)*99/100]
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// startServer starts the server of case c on a free loopback port, its
+// output going to a log file (or /dev/null with -log discard).
+func startServer(o *options, dir, bin, self string, kp keyPair, hash string, slapd *ldaptest.Server, c caseSpec, conns int) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{c: c, logPath: os.DevNull, exited: make(chan struct{}),
+		url: "http://" + addr + "/auth?service=" + benchService + "&scope=" + c.scope,
+		tr: &http.Transport{
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			MaxConnsPerHost:     conns,
+			IdleConnTimeout:     5 * time.Minute,
+			DisableCompression:  true,
+		}}
+	if o.logTo == "file" {
+		s.logPath = filepath.Join(dir, fmt.Sprintf("%s-%s-%d.log", c.name, kp.name, conns))
+	}
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	if c.ceiling {
+		s.cmd = exec.Command(self, ceilingCommand, "-addr", addr, "-cert", kp.cert, "-key", kp.key)
+	} else {
+		co := configOptions{addr: addr, key: kp, hash: hash, noCache: c.noCache, logLevel: "info"}
+		if c.ldap {
+			co.ldap = slapd
+		}
+		cfgPath := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.yml", c.name, kp.name, conns))
+		if err := os.WriteFile(cfgPath, []byte(gatehouseConfig(co)), 0o600); err != nil {
+			return nil, err
+		}
+		s.cmd = exec.Command(bin, "serve", cfgPath)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	track(s.cmd.Process, true)
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
+	return s, nil
+}
+
+// waitReady asks for a token until the server answers with the expected
+// one (at most 15 s), so a broken case fails instead of measuring errors.
+func waitReady(ctx context.Context, url string, c caseSpec, exited <-chan struct{}, logPath string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("the server exited at startup:\n%s", log)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if last = checkToken(url, c); last == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no valid token within 15 s: %v", last)
+}
+
+// checkToken fetches one token and checks its subject and access claim.
+func checkToken(url string, c caseSpec) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	var answer struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return err
+	}
+	parts := strings.Split(answer.Token, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("malformed token %q", answer.Token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return err
+	}
+	var claims struct {
+		Sub    string `json:"sub"`
+		Access []struct {
+			Type, Name string
+			Actions    []string
+		} `json:"access"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return err
+	}
+	var got []string
+	for _, a := range claims.Access {
+		got = append(got, a.Type+":"+a.Name+":"+strings.Join(a.Actions, ","))
+	}
+	if claims.Sub != c.wantSub || strings.Join(got, " ") != c.wantGrant {
+		return fmt.Errorf("token for %q grants %q, want %q for %q", claims.Sub, got, c.wantGrant, c.wantSub)
+	}
+	return nil
+}
+
+// driven is what one drive measured.
+type driven struct {
+	lat      []time.Duration // latencies of the successful requests
+	errs     int64
+	firstErr string
+	elapsed  time.Duration
+}
+
+// drive runs conns closed-loop clients over the shared Transport tr for
+// duration. Only requests that start and end within it count.
+func drive(ctx context.Context, tr *http.Transport, url, user, password string, conns int, duration time.Duration) driven {
+	var (
+		stop    atomic.Bool
+		nerr    atomic.Int64
+		errOnce sync.Once
+		wg      sync.WaitGroup
+		perConn = make([][]time.Duration, conns)
+		out     driven
+	)
+	start := time.Now()
+	for i := range conns {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			if user != "" {
+				req.SetBasicAuth(user, password)
+			}
+			rec := make([]time.Duration, 0, 1<<12)
+			for !stop.Load() {
+				t := time.Now()
+				resp, err := tr.RoundTrip(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				d := time.Since(t)
+				if stop.Load() {
+					break
+				}
+				if err != nil {
+					nerr.Add(1)
+					errOnce.Do(func() { out.firstErr = err.Error() })
+					continue
+				}
+				rec = append(rec, d)
+			}
+			perConn[i] = rec
+		})
+	}
+	sleep(ctx, duration)
+	stop.Store(true)
+	out.elapsed = time.Since(start)
+	wg.Wait()
+	for _, r := range perConn {
+		out.lat = append(out.lat, r...)
+	}
+	out.errs = nerr.Load()
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// peakRSS reads VmHWM, the peak resident set size, of process pid.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// ceilingOf finds the ceiling row measured for r's key and connections.
+func ceilingOf(r result, results []result) (result, bool) {
+	for _, c := range results {
+		if c.c.ceiling && c.key == r.key && c.conns == r.conns && c.skipped == "" {
+			return c, true
+		}
+	}
+	return result{}, false
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
+
+func mb(kb int64) string { return strconv.FormatFloat(float64(kb)/1024, 'f', 1, 64) }
+
+func printRow(w io.Writer, r result, before []result) {
+	ratio := ""
+	if c, ok := ceilingOf(r, before); ok && !r.c.ceiling {
+		ratio = fmt.Sprintf("  %5.1f%% of ceiling, p99 %.2f× ceiling's", 100*r.rate()/c.rate(), float64(r.p99)/float64(c.p99))
+	}
+	errs := ""
+	if r.errs > 0 {
+		errs = fmt.Sprintf("  %d errors (first: %s)", r.errs, r.firstErr)
+	}
+	fmt.Fprintf(w, "%-13s %-8s %3d conns  %8.0f tokens/s  p50 %6s ms  p99 %6s ms  peak RSS %5s MB%s%s\n",
+		r.c.name, r.key, r.conns, r.rate(), ms(r.p50), ms(r.p99), mb(r.rssKB), ratio, errs)
+}
+
+// printTable prints the results as a Markdown table.
+func printTable(w io.Writer, results []result) {
+	fmt.Fprintln(w, "| case | key | conns | tokens/s | p50 ms | p99 ms | peak RSS MB | errors | tokens/s vs ceiling | p99 vs ceiling |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		if r.skipped != "" {
+			fmt.Fprintf(w, "| %s | %s | %d | skipped: slapd not installed | | | | | | |\n", r.c.name, r.key, r.conns)
+			continue
+		}
+		ratio, p99 := "", ""
+		if c, ok := ceilingOf(r, results); ok && !r.c.ceiling {
+			ratio = fmt.Sprintf("%.1f%%", 100*r.rate()/c.rate())
+			p99 = fmt.Sprintf("%.2f×", float64(r.p99)/float64(c.p99))
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %s | %d | %s | %s |\n",
+			r.c.name, r.key, r.conns, r.rate(), ms(r.p50), ms(r.p99), mb(r.rssKB), r.errs, ratio, p99)
+	}
+}
+
+// printTargets checks the results against issue 7's targets.
+func printTargets(w io.Writer, results []result) {
+	fmt.Fprintln(w, "targets:")
+	mark := func(ok bool) string {
+		if ok {
+			return "met   "
+		}
+		return "MISSED"
+	}
+	for _, r := range results {
+		if r.skipped != "" || r.c.ceiling {
+			continue
+		}
+		c, ok := ceilingOf(r, results)
+		if !ok {
+			continue
+		}
+		if r.c.name == "static" || r.c.name == "anonymous" {
+			ratio := r.rate() / c.rate()
+			fmt.Fprintf(w, "  %s %-9s %-8s %2d conns: %.1f%% of the ceiling (target ≥ 90%%)\n", mark(ratio >= 0.9), r.c.name, r.key, r.conns, 100*ratio)
+		}
+		if r.c.name == "static" && r.key == "P-256" && r.conns == 64 {
+			q := float64(r.p99) / float64(c.p99)
+			fmt.Fprintf(w, "  %s static    P-256    64 conns: p99 %s ms = %.2f× the ceiling's %s ms (target ≤ 1.5×)\n", mark(q <= 1.5), ms(r.p99), q, ms(c.p99))
+		}
+	}
+	var peak int64
+	for _, r := range results {
+		if !r.c.ceiling {
+			peak = max(peak, r.rssKB)
+		}
+	}
+	fmt.Fprintf(w, "  %s peak RSS of Gatehouse, all cases: %s MB (target < 40 MB)\n", mark(peak < 40*1024), mb(peak))
+	fmt.Fprintln(w, "  (the 10,000-rule ACL p99 is a Go benchmark: go test -run '^$' -bench BenchmarkDecideLatency ./acl)")
+}
+
+func printMachine(w io.Writer, o *options) {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	fmt.Fprintf(w, "gatehouse load benchmark, %s\n%s, %d CPUs, %s %s/%s\n", time.Now().Format("2006-01-02 15:04 MST"),
+		model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "each case: %v warm-up + %v measured; connections %v; loopback only; client in this process\n\n",
+		o.warmup, o.duration, o.conns)
+}
