@@ -99,10 +99,7 @@ func TestValidateAndCheckCommands(t *testing.T) {
 // every reload must take effect.
 func TestReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "gatehouse")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := gatehouseBinary(t)
 	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
 	port := freePort(t)
 	// The configuration lives behind a symlink, as a ConfigMap mount does.

@@ -19,11 +19,11 @@ import (
 
 // Problem is one thing wrong with a configuration file.
 type Problem struct {
-	File string
+	File   string
 	Line   int    // 0 when unknown
 	Column int    // of the key, 0 when unknown; orders problems on one line
 	Key    string // e.g. "acl[2].match.ip"; "" for the file as a whole
-	Msg  string
+	Msg    string
 }
 
 // String renders the problem as "file:line: key: message".

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeUnixSocket runs the binary with server.net: unix, over a stale
+// socket file left by an earlier run, and gets a token through the socket.
+func TestServeUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	bin := gatehouseBinary(t)
+	sock := filepath.Join(dir, "gh.sock")
+	// A stale socket: bound, then abandoned without removing the file.
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+
+	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
+	cfg := strings.Replace(opsConfig(t, dir, 0, ""), `server: {addr: "127.0.0.1:0"}`, fmt.Sprintf("server: {net: unix, addr: %q}", sock), 1)
+	cfgPath := filepath.Join(dir, "auth_config.yml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	cmd := exec.Command(bin, cfgPath)
+	var logs bytes.Buffer
+	cmd.Stderr = &syncWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, "http://gatehouse/auth?service=registry&scope=repository:alice/a:pull", nil)
+		req.SetBasicAuth("alice", "alicepw")
+		if resp, err = client.Do(req); err == nil {
+			break
+		}
+	}
+	if resp == nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("no token over the unix socket: %v %v\n%s", resp, err, logs.String())
+	}
+	resp.Body.Close()
+}
