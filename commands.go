@@ -116,10 +116,18 @@ func check(args []string, stdout, stderr io.Writer) int {
 			granted = "nothing"
 		}
 		if d.Rule < 0 {
-			fmt.Fprintf(stdout, "%s: %s (no rule matched)\n", d.Scope, granted)
+			why := "no rule matched"
+			if d.Comment != "" { // acl_mongo could not be consulted
+				why = d.Comment
+			}
+			fmt.Fprintf(stdout, "%s: %s (%s)\n", d.Scope, granted, why)
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: %s (rule %d", d.Scope, granted, d.Rule)
+		if d.ACL != "" {
+			fmt.Fprintf(stdout, "%s: %s (%s seq %d", d.Scope, granted, d.ACL, d.Rule)
+		} else {
+			fmt.Fprintf(stdout, "%s: %s (rule %d", d.Scope, granted, d.Rule)
+		}
 		if d.Comment != "" {
 			fmt.Fprintf(stdout, " %q", d.Comment)
 		}
