@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,6 +286,31 @@ func ready(t *testing.T, h http.Handler) (int, string) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	return w.Code, w.Body.String()
+}
+
+// TestMongoConfigFiles checks that the files the sections name are watched
+// for reloads.
+func TestMongoConfigFiles(t *testing.T) {
+	yml := `server: {addr: ":0"}
+token: {issuer: x, expiration: 600, certificate: c.pem, key: k.pem}
+mongo_auth:
+  dial_info: {addrs: [h], database: d, username: u, password_file: /run/mongo-pw, enable_tls: true, ca_file: /etc/mongo-ca.pem}
+  collection: users
+acl_mongo:
+  uri: "mongodb://u@h/d"
+  password_file: /run/acl-pw
+  collection: acl
+`
+	cfg, err := config.Parse("auth_config.yml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := cfg.Files()
+	for _, want := range []string{"/run/mongo-pw", "/etc/mongo-ca.pem", "/run/acl-pw"} {
+		if !slices.Contains(files, want) {
+			t.Errorf("Files() = %v, lacks %s", files, want)
+		}
+	}
 }
 
 // checkErrcode fails unless body is an errcode list with one error of code
