@@ -91,9 +91,9 @@ func servePublished(w http.ResponseWriter, r *http.Request, contentType string, 
 // ReadyTimeout bounds each backend's readiness check.
 const ReadyTimeout = 5 * time.Second
 
-// serveReady answers 200 when a configuration is loaded and every backend
-// that can be checked answered within ReadyTimeout, else 503 naming the
-// failing backends.
+// serveReady answers 200 when a configuration is loaded, every backend
+// that can be checked answered within ReadyTimeout and acl_mongo (if
+// configured) has loaded its rules; else 503 naming what fails.
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 	ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
 	defer cancel()
@@ -105,6 +105,9 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 				s.logger.Warn("readiness check failed", "backend", b.Name(), "err", err)
 			}
 		}
+	}
+	if st.aclMongo != nil && st.aclMongo.LoadedAt().IsZero() {
+		failing["acl_mongo"] = "rules not loaded yet"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -190,3 +190,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func TestReadinessWaitsForMongoACL(t *testing.T) {
+	env := newOAuthEnv(t)
+	// Nothing listens on port 1: the rules can never load.
+	env.top = "acl_mongo:\n  uri: \"mongodb://127.0.0.1:1/gatehouse?timeoutMS=200\"\n  collection: acl\n"
+	s := env.server("", "")
+	r := do(s, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if r.status != 503 || !strings.Contains(r.raw, `"acl_mongo"`) {
+		t.Fatalf("readyz before acl_mongo loaded: %d %s", r.status, r.raw)
+	}
+}
