@@ -30,6 +30,11 @@ apt_install slapd ldap-utils
 # e2e/registryv3; the docker CLI it also runs comes with the machine.
 apt_install skopeo
 
+# nginx in front of three gatehouse processes (e2e/registryv3 replicas test,
+# examples/nginx). The tests start their own nginx on a free port; they never
+# use the packaged service.
+apt_install nginx-light
+
 echo "== go vet"
 go vet ./...
 

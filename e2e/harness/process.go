@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,10 +211,7 @@ func (p *Process) Log() string {
 }
 
 // LogTail returns the last n lines of the log.
-func (p *Process) LogTail(n int) string {
-	lines := strings.SplitAfter(p.Log(), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "")
-}
+func (p *Process) LogTail(n int) string { return tail(p.LogPath, n) }
 
 // LogLines returns the lines of the log that contain substr, case
 // insensitively, at most limit of them, and how many there are in all. It
@@ -238,4 +236,34 @@ func (p *Process) LogLines(substr string, limit int) ([]string, int, error) {
 		}
 	}
 	return found, n, s.Err()
+}
+
+// NewExternalEnv starts a registry from newRegistry that trusts key's
+// certificate and sends clients to realm for tokens: a Gatehouse the test
+// runs itself, such as processes behind a load balancer. The Env's
+// Gatehouse has only Host and Realm; its requests are not recorded.
+func NewExternalEnv(t testing.TB, newRegistry RegistryFactory, key SigningKey, realm string) *Env {
+	t.Helper()
+	u, err := url.Parse(realm)
+	if err != nil {
+		t.Fatalf("realm %q: %v", realm, err)
+	}
+	logOffset := registryLogOffset()
+	e := &Env{
+		Key: key,
+		Gatehouse: &Gatehouse{Host: u.Host, Realm: realm,
+			exchanges: &recorder{name: "gatehouse"}, log: &syncBuffer{}},
+		registryLog: &recorder{name: "registry"},
+		transport:   http.DefaultTransport.(*http.Transport).Clone(),
+	}
+	t.Cleanup(e.transport.CloseIdleConnections)
+	h := newRegistry(t, RegistryAuth{Realm: realm, Service: Service, Issuer: Issuer, RootCertBundle: key.CertPath})
+	e.Registry = serve(t, e.registryLog.wrap(h))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("registry %s, realm %s\n--- requests to the registry ---\n%s--- registry log ---\n%s",
+				e.Registry, realm, e.registryLog, registryLogSince(logOffset))
+		}
+	})
+	return e
 }

@@ -47,8 +47,12 @@ const (
 )
 
 // soakDuration is 40 s, 22 s with -short (the memory check needs 10
-// samples from the 10th second on).
+// samples from the 10th second on), or SOAK_DURATION (e.g. "10m") for a
+// longer run by hand.
 func soakDuration() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SOAK_DURATION")); err == nil && d >= 20*time.Second {
+		return d
+	}
 	if testing.Short() {
 		return 22 * time.Second
 	}
@@ -471,7 +475,9 @@ var garbage = []func(r *mrand.Rand) []byte{
 	func(r *mrand.Rand) []byte {
 		return []byte("GET /auth?service=x HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", 40) + "\r\n")
 	},
-	func(r *mrand.Rand) []byte { return []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + randomText(r, 200)) }, // a TLS ClientHello
+	func(r *mrand.Rand) []byte {
+		return []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + randomText(r, 200)) // a TLS ClientHello
+	},
 	func(r *mrand.Rand) []byte { return []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + randomText(r, 64)) },
 	func(r *mrand.Rand) []byte { return []byte("GET /auth HTTP/1.1\r\nHost: x") }, // never finished
 }
