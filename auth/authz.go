@@ -143,11 +143,17 @@ func grantedScope(access []token.Access) string {
 }
 
 func writeJSON(w http.ResponseWriter, resp *tokenResponse) {
-	body, _ := json.Marshal(resp)
+	buf := bodyPool.Get().(*[]byte)
+	defer putBody(buf)
+	body, ok := appendTokenResponse((*buf)[:0], resp)
+	if !ok {
+		body, _ = json.Marshal(resp)
+	}
+	*buf = body
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = headerJSON // canonical keys, shared read-only values: no per-request allocation
+	h["Cache-Control"] = headerNoStore
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }

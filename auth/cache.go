@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"hash"
+	"io"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ type credCache struct {
 	max  int
 	now  func() time.Time
 	hkey []byte
+	macs sync.Pool // of hmac.New(sha256.New, hkey)
 
 	mu      sync.Mutex
 	entries map[cacheKey]cacheEntry
@@ -57,11 +60,18 @@ func newCredCache(ttl time.Duration, max int, now func() time.Time) (*credCache,
 		entries: make(map[cacheKey]cacheEntry), flight: make(map[cacheKey]*flightCall)}, nil
 }
 
-// mac is the HMAC of a password under the cache's key.
+// mac is the HMAC of a password under the cache's key. The keyed HMAC
+// states are pooled: hmac.New costs more than hashing a password.
 func (c *credCache) mac(password string) (sum [sha256.Size]byte) {
-	m := hmac.New(sha256.New, c.hkey)
-	m.Write([]byte(password))
+	m, ok := c.macs.Get().(hash.Hash)
+	if ok {
+		m.Reset()
+	} else {
+		m = hmac.New(sha256.New, c.hkey)
+	}
+	_, _ = io.WriteString(m, password)
 	m.Sum(sum[:0])
+	c.macs.Put(m)
 	return sum
 }
 

@@ -130,8 +130,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		s.fail(w, r, nil, e, start)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
-	defer cancel()
+	ctx := withLazyDeadline(r.Context(), time.Now().Add(RequestTimeout)) // no timer unless a backend waits
+	defer ctx.stop()
 	id, e := s.identifyThrottled(ctx, st, req)
 	if e != nil {
 		s.fail(w, r, req, e, start)

@@ -78,11 +78,11 @@ func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, 
 	if len(r.URL.RawQuery) > MaxQueryLength {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeTooLarge, Message: "query string too long"}
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, badRequest("malformed query string")
 	}
-	req := &Request{Grant: GrantPassword, Service: q.Get("service"), ClientID: q.Get("client_id")}
+	req := &Request{Grant: GrantPassword, Service: q.get(qService), ClientID: q.get(qClientID)}
 	if e := req.parseCredentials(r.Header.Values("Authorization")); e != nil {
 		return nil, e
 	}
@@ -91,20 +91,83 @@ func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, 
 		// refresh token as the Basic password and no user.
 		req.Grant, req.RefreshToken, req.Password = GrantRefresh, req.Password, ""
 	}
-	if account := q.Get("account"); account != "" && req.HasCredentials && account != req.Account {
+	if account := q.get(qAccount); account != "" && req.HasCredentials && account != req.Account {
 		return nil, badRequest("account %q does not match the authenticated user", truncate(account))
 	}
 	if req.Service == "" {
 		return nil, badRequest("service parameter is required")
 	}
-	if v := q.Get("offline_token"); v != "" {
+	if v := q.get(qOfflineToken); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, badRequest("offline_token must be true or false")
 		}
 		req.Offline = b
 	}
-	return req.finish(r, q["scope"], ipc)
+	return req.finish(r, q.scopes, ipc)
+}
+
+// The query parameters of a GET token request that Gatehouse reads.
+const (
+	qService = iota
+	qClientID
+	qAccount
+	qOfflineToken
+	numQueryParams
+)
+
+var queryParamNames = [numQueryParams]string{"service", "client_id", "account", "offline_token"}
+
+// query is a parsed GET query string: the first value of each parameter
+// Gatehouse reads, and every scope value in order.
+type query struct {
+	values [numQueryParams]string
+	set    [numQueryParams]bool
+	scopes []string
+}
+
+func (q *query) get(p int) string { return q.values[p] }
+
+// parseQuery parses a query string as url.ParseQuery does, with the same
+// errors (a semicolon, a malformed escape in any key or value), keeping
+// only what Gatehouse reads, without building a map.
+func parseQuery(raw string) (q query, err error) {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(pair, ";") {
+			return q, errors.New("invalid semicolon separator in query")
+		}
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k, err = queryUnescape(k); err != nil {
+			return q, err
+		}
+		if v, err = queryUnescape(v); err != nil {
+			return q, err
+		}
+		if k == "scope" {
+			q.scopes = append(q.scopes, v)
+			continue
+		}
+		for i, name := range queryParamNames {
+			if k == name && !q.set[i] {
+				q.values[i], q.set[i] = v, true
+			}
+		}
+	}
+	return q, nil
+}
+
+// queryUnescape is url.QueryUnescape, without a copy when there is
+// nothing to unescape.
+func queryUnescape(s string) (string, error) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
 }
 
 // finish parses the scopes and finds the client address.

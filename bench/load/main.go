@@ -92,7 +92,10 @@ type result struct {
 	elapsed  time.Duration // the measurement window
 	p50, p99 time.Duration
 	rssKB    int64 // the server's VmHWM
-	skipped  string
+	// CPU time (user + system) of the server process and of this process
+	// (the client) during the measurement.
+	serverCPU, clientCPU time.Duration
+	skipped              string
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -110,6 +113,7 @@ type options struct {
 	keys             []string
 	cases            []caseSpec
 	logTo            string
+	logLevel         string
 	keep             bool
 	gatehouse        string
 }
@@ -122,6 +126,7 @@ func parseFlags() (*options, error) {
 	keys := flag.String("keys", "rsa2048,p256", "signing keys: rsa2048, p256")
 	cases := flag.String("cases", "ceiling,static,anonymous,ldap-cached,ldap-uncached", "cases to run")
 	flag.StringVar(&o.logTo, "log", "file", "where Gatehouse logs: file (in the work directory) or discard (/dev/null)")
+	flag.StringVar(&o.logLevel, "log-level", "info", "Gatehouse's log level; info writes the audit line of every token, warn shows what it costs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configurations, keys, logs)")
 	flag.StringVar(&o.gatehouse, "gatehouse", "", "a gatehouse binary to run instead of building one")
 	flag.Parse()
@@ -335,7 +340,10 @@ func runGroup(ctx context.Context, o *options, dir, bin, self string, kp keyPair
 	slice := o.duration / rounds
 	for range rounds {
 		for _, s := range servers {
+			srv0, cli0 := processCPU(s.cmd.Process.Pid), processCPU(os.Getpid())
 			d := drive(ctx, s.tr, s.url, s.c.user, s.c.password, conns, slice)
+			s.res.serverCPU += processCPU(s.cmd.Process.Pid) - srv0
+			s.res.clientCPU += processCPU(os.Getpid()) - cli0
 			s.lat = append(s.lat, d.lat...)
 			s.res.errs += d.errs
 			s.res.elapsed += d.elapsed
@@ -396,7 +404,7 @@ func startServer(o *options, dir, bin, self string, kp keyPair, hash string, sla
 	if c.ceiling {
 		s.cmd = exec.Command(self, ceilingCommand, "-addr", addr, "-cert", kp.cert, "-key", kp.key)
 	} else {
-		co := configOptions{addr: addr, key: kp, hash: hash, noCache: c.noCache, logLevel: "info"}
+		co := configOptions{addr: addr, key: kp, hash: hash, noCache: c.noCache, logLevel: o.logLevel}
 		if c.ldap {
 			co.ldap = slapd
 		}
@@ -563,6 +571,31 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// processCPU reads the user plus system CPU time of process pid (all its
+// threads) from /proc/PID/stat, in clock ticks of 10 ms.
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// cpuPerToken is a CPU time divided among the successful requests, in µs.
+func cpuPerToken(d time.Duration, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(d)/float64(n)/1e3, 'f', 0, 64)
+}
+
 // peakRSS reads VmHWM, the peak resident set size, of process pid.
 func peakRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -600,17 +633,17 @@ func printRow(w io.Writer, r result, before []result) {
 	if r.errs > 0 {
 		errs = fmt.Sprintf("  %d errors (first: %s)", r.errs, r.firstErr)
 	}
-	fmt.Fprintf(w, "%-13s %-8s %3d conns  %8.0f tokens/s  p50 %6s ms  p99 %6s ms  peak RSS %5s MB%s%s\n",
-		r.c.name, r.key, r.conns, r.rate(), ms(r.p50), ms(r.p99), mb(r.rssKB), ratio, errs)
+	fmt.Fprintf(w, "%-13s %-8s %3d conns  %8.0f tokens/s  p50 %6s ms  p99 %6s ms  peak RSS %5s MB  CPU/token server %4s µs client %4s µs%s%s\n",
+		r.c.name, r.key, r.conns, r.rate(), ms(r.p50), ms(r.p99), mb(r.rssKB), cpuPerToken(r.serverCPU, r.n), cpuPerToken(r.clientCPU, r.n), ratio, errs)
 }
 
 // printTable prints the results as a Markdown table.
 func printTable(w io.Writer, results []result) {
-	fmt.Fprintln(w, "| case | key | conns | tokens/s | p50 ms | p99 ms | peak RSS MB | errors | tokens/s vs ceiling | p99 vs ceiling |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| case | key | conns | tokens/s | p50 ms | p99 ms | peak RSS MB | server CPU µs/token | client CPU µs/token | errors | tokens/s vs ceiling | p99 vs ceiling |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		if r.skipped != "" {
-			fmt.Fprintf(w, "| %s | %s | %d | skipped: slapd not installed | | | | | | |\n", r.c.name, r.key, r.conns)
+			fmt.Fprintf(w, "| %s | %s | %d | skipped: slapd not installed | | | | | | | | |\n", r.c.name, r.key, r.conns)
 			continue
 		}
 		ratio, p99 := "", ""
@@ -618,8 +651,9 @@ func printTable(w io.Writer, results []result) {
 			ratio = fmt.Sprintf("%.1f%%", 100*r.rate()/c.rate())
 			p99 = fmt.Sprintf("%.2f×", float64(r.p99)/float64(c.p99))
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %s | %d | %s | %s |\n",
-			r.c.name, r.key, r.conns, r.rate(), ms(r.p50), ms(r.p99), mb(r.rssKB), r.errs, ratio, p99)
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %s | %s |\n",
+			r.c.name, r.key, r.conns, r.rate(), ms(r.p50), ms(r.p99), mb(r.rssKB),
+			cpuPerToken(r.serverCPU, r.n), cpuPerToken(r.clientCPU, r.n), r.errs, ratio, p99)
 	}
 }
 

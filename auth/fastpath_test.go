@@ -1,0 +1,141 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// The hot-path replacements must behave exactly as what they replace.
+
+func TestAppendTokenResponseMatchesEncodingJSON(t *testing.T) {
+	tok := "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl-_"
+	for _, resp := range []tokenResponse{
+		{Token: tok, AccessToken: tok, ExpiresIn: 900, IssuedAt: "2026-11-23T20:00:00Z"},
+		{Token: tok, AccessToken: tok, ExpiresIn: 60, IssuedAt: "2026-11-23T20:00:00Z", Scope: "repository:a/b:pull,push registry:catalog:*", RefreshToken: "rt.x"},
+		{Token: tok, AccessToken: tok, ExpiresIn: 0, IssuedAt: "", RefreshToken: "rt"},
+		{Token: tok, AccessToken: tok + "x", ExpiresIn: -1, IssuedAt: "t", Scope: "repository:a/b:"},
+		// Strings encoding/json escapes: the fallback must be taken.
+		{Token: tok, AccessToken: tok, IssuedAt: "t", Scope: `repository:a"b/c:pull`},
+		{Token: tok, AccessToken: tok, IssuedAt: "t", Scope: "repository:a<b>&c:pull"},
+		{Token: tok, AccessToken: tok, IssuedAt: "t", Scope: "repository:é/c:pull"},
+		{Token: "a\\b", AccessToken: "a\\b", IssuedAt: "t"},
+		{Token: "a\nb", AccessToken: "a\tb", IssuedAt: "t\x7f"},
+	} {
+		want, err := json.Marshal(&resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendTokenResponse(nil, &resp)
+		if !ok {
+			got = want // the fallback
+			if jsonPlain(resp.Token) && jsonPlain(resp.AccessToken) && jsonPlain(resp.IssuedAt) && jsonPlain(resp.Scope) && jsonPlain(resp.RefreshToken) {
+				t.Errorf("%+v: fast path refused plain strings", resp)
+			}
+		}
+		if string(got) != string(want) {
+			t.Errorf("appendTokenResponse(%+v)\n got %s\nwant %s", resp, got, want)
+		}
+	}
+}
+
+func TestParseQueryMatchesNetURL(t *testing.T) {
+	for _, raw := range []string{
+		"",
+		"service=registry&scope=repository:a/b:pull",
+		"service=reg%20istry&scope=repository%3Aa%2Fb%3Apull%2Cpush&scope=repository:c/d:push",
+		"service=a&service=b&client_id=&client_id=x&account=alice&offline_token=true",
+		"service=&service=b",
+		"scope=a+b&scope=&scope",
+		"&&service=x&&",
+		"service",
+		"service=x;y",
+		"a=%zz&service=x",
+		"%zz=1&service=x",
+		"service=x&b=%",
+		"serv%69ce=x&account=bob%40example.com",
+		"unknown=1&other=2&service=s",
+	} {
+		want, wantErr := url.ParseQuery(raw)
+		got, err := parseQuery(raw)
+		if (err != nil) != (wantErr != nil) {
+			t.Errorf("%q: error %v, net/url says %v", raw, err, wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		for i, name := range queryParamNames {
+			if got.get(i) != want.Get(name) {
+				t.Errorf("%q: %s = %q, net/url says %q", raw, name, got.get(i), want.Get(name))
+			}
+		}
+		if !reflect.DeepEqual(got.scopes, want["scope"]) {
+			t.Errorf("%q: scopes %q, net/url says %q", raw, got.scopes, want["scope"])
+		}
+	}
+}
+
+func TestLazyDeadline(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+
+	t.Run("never started", func(t *testing.T) {
+		c := withLazyDeadline(parent, time.Now().Add(time.Hour))
+		if c.Value(key{}) != "v" || c.started.Load() {
+			t.Fatal("Value must come from the parent without starting a timer")
+		}
+		c.stop()
+		if !errors.Is(c.Err(), context.Canceled) {
+			t.Fatalf("after stop: Err %v", c.Err())
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("after stop: Done is open")
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		d := time.Now().Add(20 * time.Millisecond)
+		c := withLazyDeadline(parent, d)
+		defer c.stop()
+		if got, ok := c.Deadline(); !ok || !got.Equal(d) {
+			t.Fatalf("Deadline %v %v", got, ok)
+		}
+		child, cancel := context.WithCancel(c)
+		defer cancel()
+		<-c.Done()
+		<-child.Done()
+		if !errors.Is(c.Err(), context.DeadlineExceeded) || !errors.Is(child.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err %v, child %v", c.Err(), child.Err())
+		}
+		if c.Value(key{}) != "v" {
+			t.Fatal("Value lost once started")
+		}
+	})
+	t.Run("parent canceled", func(t *testing.T) {
+		p, cancelParent := context.WithCancel(parent)
+		c := withLazyDeadline(p, time.Now().Add(time.Hour))
+		defer c.stop()
+		done := c.Done()
+		cancelParent()
+		<-done
+		if !errors.Is(c.Err(), context.Canceled) {
+			t.Fatalf("Err %v", c.Err())
+		}
+	})
+	t.Run("stop cancels children", func(t *testing.T) {
+		c := withLazyDeadline(parent, time.Now().Add(time.Hour))
+		child, cancel := context.WithTimeout(c, time.Hour)
+		defer cancel()
+		c.stop()
+		<-child.Done()
+		if !errors.Is(child.Err(), context.Canceled) {
+			t.Fatalf("child Err %v", child.Err())
+		}
+	})
+}

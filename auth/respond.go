@@ -1,0 +1,76 @@
+package auth
+
+import (
+	"strconv"
+	"sync"
+)
+
+// appendTokenResponse appends resp as JSON, byte for byte what
+// json.Marshal(resp) produces, without reflection. It reports false, and
+// appends nothing, when a string field would need escaping (never the case
+// for the base64url tokens and RFC 3339 times it carries; a scope may in
+// theory): the caller then uses encoding/json.
+func appendTokenResponse(dst []byte, resp *tokenResponse) ([]byte, bool) {
+	if !jsonPlain(resp.Token) || (resp.AccessToken != resp.Token && !jsonPlain(resp.AccessToken)) ||
+		!jsonPlain(resp.IssuedAt) || !jsonPlain(resp.Scope) || !jsonPlain(resp.RefreshToken) {
+		return dst, false
+	}
+	dst = append(dst, `{"token":"`...)
+	dst = append(dst, resp.Token...)
+	dst = append(dst, `","access_token":"`...)
+	dst = append(dst, resp.AccessToken...)
+	dst = append(dst, `","expires_in":`...)
+	dst = strconv.AppendInt(dst, resp.ExpiresIn, 10)
+	dst = append(dst, `,"issued_at":"`...)
+	dst = append(dst, resp.IssuedAt...)
+	dst = append(dst, '"')
+	if resp.Scope != "" {
+		dst = append(dst, `,"scope":"`...)
+		dst = append(dst, resp.Scope...)
+		dst = append(dst, '"')
+	}
+	if resp.RefreshToken != "" {
+		dst = append(dst, `,"refresh_token":"`...)
+		dst = append(dst, resp.RefreshToken...)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}'), true
+}
+
+// jsonPlain reports whether encoding/json writes s as a string unchanged:
+// printable ASCII without '"', '\\' and the HTML characters it escapes.
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// bodyPool holds response buffers: a token response is a few kilobytes,
+// copied into the connection's buffer by Write.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledBody is the largest buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+func putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		bodyPool.Put(b)
+	}
+}
+
+// Header values of every token response. net/http only reads them; a
+// handler that appended to one would get a new array (length = capacity).
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+)
