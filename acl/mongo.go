@@ -89,6 +89,20 @@ func WithMongoLogger(l *slog.Logger) MongoOption {
 // WithClock sets the clock of the reload loop (tests).
 func WithClock(c Clock) MongoOption { return func(m *Mongo) { m.clock = c } }
 
+// WithPrevious starts from the ACL prev holds when both read the same
+// collection (same hosts, database and collection name): a configuration
+// reload while the database cannot be read keeps the last good ACL in
+// force, as a failed reload of one configuration does, instead of
+// answering 503 until a load succeeds. The first successful load replaces
+// it. prev may be nil.
+func WithPrevious(prev *Mongo) MongoOption {
+	return func(m *Mongo) {
+		if prev != nil && prev.conn.String() == m.conn.String() {
+			m.cur.Store(prev.cur.Load()) // immutable; digest left zero, so the next load compiles
+		}
+	}
+}
+
 // Mongo is the acl_mongo authorizer: the last ACL loaded from the
 // collection, reloaded in the background. An invalid collection (a bad
 // document, a duplicate seq) and a database that is down leave the last

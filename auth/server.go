@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,11 @@ type Server struct {
 	version  string
 	metrics  *Metrics
 	throttle *throttle
+
+	// retiring are the states Reload replaced, each closed by its timer
+	// after retireDelay, or by Close if that comes first.
+	retireMu sync.Mutex
+	retiring map[*state]*time.Timer
 }
 
 // state is everything built from one configuration.
@@ -102,9 +108,26 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.metrics.reloads.WithLabelValues("success").Inc()
 	s.metrics.lastReload.SetToCurrentTime()
 	if old != nil {
-		time.AfterFunc(retireDelay, old.close)
+		s.retire(old)
 	}
 	return nil
+}
+
+// retire closes st after retireDelay, or at Close if that comes first, so
+// that closing the server does not leave a replaced configuration's
+// clients and goroutines behind.
+func (s *Server) retire(st *state) {
+	s.retireMu.Lock()
+	defer s.retireMu.Unlock()
+	if s.retiring == nil {
+		s.retiring = map[*state]*time.Timer{}
+	}
+	s.retiring[st] = time.AfterFunc(retireDelay, func() {
+		s.retireMu.Lock()
+		delete(s.retiring, st)
+		s.retireMu.Unlock()
+		st.close()
+	})
 }
 
 // CountReloadFailure counts a reload that failed before a configuration
@@ -166,7 +189,12 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		errs = append(errs, cfgerr.At(err, "acl"))
 	}
 	if cfg.ACLMongo != nil && len(errs) == 0 {
-		if st.aclMongo, err = acl.NewMongo(*cfg.ACLMongo, acl.WithMongoLogger(s.logger)); err != nil {
+		opts := []acl.MongoOption{acl.WithMongoLogger(s.logger)}
+		if cur := s.state.Load(); cur != nil {
+			// A reload while MongoDB is unreachable keeps the last good ACL.
+			opts = append(opts, acl.WithPrevious(cur.aclMongo))
+		}
+		if st.aclMongo, err = acl.NewMongo(*cfg.ACLMongo, opts...); err != nil {
 			errs = append(errs, cfgerr.At(err, "acl_mongo"))
 		}
 	}
@@ -200,8 +228,17 @@ func (st *state) close() {
 	}
 }
 
-// Close releases the backends of the current configuration.
+// Close releases the backends of the current configuration, and of those
+// replaced by Reload and not yet retired.
 func (s *Server) Close() error {
+	s.retireMu.Lock()
+	retiring := s.retiring
+	s.retiring = nil
+	s.retireMu.Unlock()
+	for st, t := range retiring {
+		t.Stop()
+		st.close() // closing twice is harmless: a timer that fired closes too
+	}
 	if st := s.state.Swap(nil); st != nil {
 		st.close()
 	}
