@@ -68,6 +68,7 @@ func loadServerCertificate(cfg *config.Config) (*tls.Certificate, error) {
 }
 
 func serve(path string, stderr io.Writer) int {
+	tuneGC()
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
