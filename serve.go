@@ -74,6 +74,12 @@ func serve(path string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// Log lines are batched into few writes (logwriter.go); everything
+	// written to stderr from here on goes through the batch, in order, and
+	// is written out when serve returns.
+	logOut := newBatchWriter(stderr, logFlushDelay)
+	defer logOut.Close()
+	stderr = logOut
 	level := new(slog.LevelVar)
 	logger := newLogger(stderr, cfg.Log, level)
 	srv, cert, err := build(cfg, auth.WithLogger(logger), auth.WithVersion(buildVersion()))

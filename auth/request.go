@@ -263,7 +263,13 @@ func parseBasic(h string) (user, pass string, ok bool) {
 	if !found || !strings.EqualFold(scheme, "Basic") {
 		return "", "", false
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
+	enc = strings.TrimSpace(enc)
+	var stack [128]byte // decoded in place for usual credentials, then one string
+	raw := stack[:0]
+	if n := base64.StdEncoding.DecodedLen(len(enc)); n > len(stack) {
+		raw = make([]byte, 0, n)
+	}
+	raw, err := base64.StdEncoding.AppendDecode(raw, []byte(enc))
 	if err != nil {
 		return "", "", false
 	}

@@ -27,7 +27,23 @@ type Scope struct {
 
 // String renders the scope in the registry's syntax.
 func (s Scope) String() string {
-	return s.Type + ":" + s.Name + ":" + strings.Join(s.Actions, ",")
+	n := len(s.Type) + len(s.Name) + 2 + max(len(s.Actions)-1, 0) // the colons and commas
+	for _, a := range s.Actions {
+		n += len(a)
+	}
+	var b strings.Builder // one allocation: String runs for every scope of every request
+	b.Grow(n)
+	b.WriteString(s.Type)
+	b.WriteByte(':')
+	b.WriteString(s.Name)
+	b.WriteByte(':')
+	for i, a := range s.Actions {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(a)
+	}
+	return b.String()
 }
 
 // ErrInvalidScope is wrapped by every scope parsing error.
@@ -45,7 +61,7 @@ var ErrInvalidScope = errors.New("invalid scope")
 func ParseScopes(values []string) ([]Scope, error) {
 	var out []Scope
 	for _, v := range values {
-		for _, raw := range strings.Fields(v) {
+		for raw := range strings.FieldsSeq(v) {
 			s, err := parseScope(raw)
 			if err != nil {
 				return nil, err
