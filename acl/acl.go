@@ -35,6 +35,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
@@ -221,6 +222,9 @@ func (a *ACL) Decide(req *Request) Decision {
 			k, generic = generic[0], generic[1:]
 		}
 		r := &a.rules[k]
+		if !strings.HasPrefix(req.Name, r.namePrefix) {
+			continue // cannot match: most rules of a long list end here
+		}
 		if r.matches(&e) {
 			a.noteCapped(&e, int(k))
 			return Decision{Matched: true, Rule: int(k), Comment: r.comment, Actions: r.actions.grant(req.Actions)}

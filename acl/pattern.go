@@ -85,7 +85,7 @@ type pattern struct {
 	src    string // as written, slashes included
 	kind   kind
 	lit    string         // kindLiteral: the value; kindGlob: the glob
-	prefix string         // kindGlob: the glob's text before its first metacharacter, which a match starts with
+	prefix string         // kindLiteral, kindGlob: text every match starts with (the literal; the glob up to its first metacharacter)
 	re     *regexp.Regexp // kindRegex
 	parts  []part         // kindTmpl*
 	labels []string       // distinct label keys the placeholders use, in order
@@ -121,7 +121,7 @@ func compilePattern(src string) (*pattern, error) {
 			p.kind, p.lit = kindGlob, body
 			p.prefix = body[:strings.IndexAny(body, `*?[\`)]
 		default:
-			p.kind, p.lit = kindLiteral, body
+			p.kind, p.lit, p.prefix = kindLiteral, body, body
 		}
 		p.parts = nil
 		return p, nil

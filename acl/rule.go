@@ -14,11 +14,15 @@ import (
 
 // rule is a compiled Rule.
 type rule struct {
-	account  *pattern // nil when any account matches; used by the index
-	checks   []check  // every constraint, cheapest first
-	captures bool     // some check records regex submatches
-	actions  actionSet
-	comment  string
+	account *pattern // nil when any account matches; used by the index
+	// namePrefix is text every name the rule matches starts with (its
+	// literal name, or its name glob up to the first metacharacter), so
+	// Decide can pass over most rules of a long list without running them.
+	namePrefix string
+	checks     []check // every constraint, cheapest first
+	captures   bool    // some check records regex submatches
+	actions    actionSet
+	comment    string
 }
 
 // checkKind says what a check tests.
@@ -146,6 +150,9 @@ func compileRule(i int, in *Rule, warnings *[]string) (rule, error) {
 		r.checks = append(r.checks, check{kind: checkField, field: field(f), p: p})
 	}
 	r.account = fields[fieldAccount]
+	if p := fields[fieldName]; p != nil && (p.kind == kindLiteral || p.kind == kindGlob) {
+		r.namePrefix = p.prefix
+	}
 
 	if m.IP != nil {
 		prefix, w, err := parseIP(*m.IP)

@@ -18,14 +18,19 @@
 // the token package's Signer and does nothing else. Every case is printed
 // with its ratio to the ceiling of its key and connection count.
 //
-//	go run ./bench/load                      # everything, about 5 minutes
+//	go run ./bench/load                      # everything, about 4 minutes
 //	go run ./bench/load -keys p256 -conns 64 -cases ceiling,static,anonymous
 //
 // Everything listens on 127.0.0.1 only. Each case runs -warmup plus
-// -duration (2 s + 10 s by default; at most 30 s together). Gatehouse logs
-// at level info in JSON (the audit line of every token is part of the
-// cost) to a file in the work directory, deleted after the case unless
-// -keep is set. See docs/performance.md for the results.
+// -duration (2 s + 10 s by default; at most 30 s together). The cases of
+// one key and connection count (the ceiling among them) run as separate
+// processes side by side and are measured in turns, five slices each, so
+// that other work on the machine weighs on them alike. Besides tokens/s,
+// latency and peak RSS, each row has the CPU time (user + system, from
+// /proc) that the server and the client spent per token. Gatehouse logs at
+// level info in JSON (the audit line of every token is part of the cost)
+// to a file in the work directory, deleted at the end unless -keep is set.
+// See docs/performance.md for the results.
 package main
 
 import (
