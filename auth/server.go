@@ -31,9 +31,9 @@ const RequestTimeout = 10 * time.Second
 
 // Server answers token requests. It is an http.Handler.
 type Server struct {
-	state   atomic.Pointer[state]
-	logger  *slog.Logger
-	now     func() time.Time
+	state    atomic.Pointer[state]
+	logger   *slog.Logger
+	now      func() time.Time
 	version  string
 	metrics  *Metrics
 	throttle *throttle

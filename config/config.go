@@ -38,11 +38,11 @@ type Config struct {
 	ACL      []acl.Rule            `yaml:"acl"`
 	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
 	Log      Log                   `yaml:"log"`
-
-	// docker_auth sections that Gatehouse does not implement. They are
 	Cache    Cache                 `yaml:"cache"`
 	Limits   Limits                `yaml:"limits"`
 	Throttle Throttle              `yaml:"throttle"`
+
+	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.
 	Unsupported unsupportedSections `yaml:",inline"`
 
