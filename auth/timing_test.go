@@ -30,18 +30,25 @@ func TestUnknownAccountCostsLikeAWrongPassword(t *testing.T) {
 		}
 		return time.Since(start)
 	}
-	var known, unknown []time.Duration
-	for i := range 15 {
-		// Interleaved, so drifts in machine load hit both alike.
-		known = append(known, measure("alice"))
-		unknown = append(unknown, measure(fmt.Sprintf("nobody%d", i)))
+	// A leak is systematic (without the fake comparison an unknown account
+	// answers ~100 times faster) and fails every attempt; a burst of load
+	// from other tests fails one at most, so up to three attempts are made.
+	var ratio float64
+	for attempt := 1; attempt <= 3; attempt++ {
+		var known, unknown []time.Duration
+		for i := range 15 {
+			// Interleaved, so drifts in machine load hit both alike.
+			known = append(known, measure("alice"))
+			unknown = append(unknown, measure(fmt.Sprintf("nobody%d", i)))
+		}
+		mk, mu := median(known), median(unknown)
+		ratio = float64(mu) / float64(mk)
+		t.Logf("attempt %d: median wrong password %v, unknown account %v (ratio %.2f)", attempt, mk, mu, ratio)
+		if ratio >= 0.8 && ratio <= 1.2 {
+			return
+		}
 	}
-	mk, mu := median(known), median(unknown)
-	ratio := float64(mu) / float64(mk)
-	t.Logf("median wrong password %v, unknown account %v (ratio %.2f)", mk, mu, ratio)
-	if ratio < 0.8 || ratio > 1.2 {
-		t.Fatalf("unknown account median %v vs wrong password %v: ratio %.2f, want within 20%%", mu, mk, ratio)
-	}
+	t.Fatalf("unknown account vs wrong password median ratio %.2f, want within 20%%", ratio)
 }
 
 func median(d []time.Duration) time.Duration {
