@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeTLS runs the binary with server.certificate and key: it answers
+// over HTTPS with that certificate, sends HSTS, and refuses TLS 1.2 when
+// tls_min_version is TLS13.
+func TestServeTLS(t *testing.T) {
+	bin := gatehouseBinary(t)
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "server.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
+
+	port := freePort(t)
+	cfg := strings.Replace(opsConfig(t, dir, port, ""), fmt.Sprintf(`server: {addr: "127.0.0.1:%d"}`, port),
+		fmt.Sprintf("server: {addr: \"127.0.0.1:%d\", certificate: %s/server.pem, key: %s/server.key, hsts: true, tls_min_version: TLS13}", port, dir, dir), 1)
+	cfgPath := filepath.Join(dir, "auth_config.yml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	cmd := exec.Command(bin, cfgPath)
+	var logs bytes.Buffer
+	cmd.Stderr = &syncWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	client := func(maxVersion uint16) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: maxVersion}}}
+	}
+	url := fmt.Sprintf("https://localhost:%d/auth?service=registry&scope=repository:alice/a:pull", port)
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.SetBasicAuth("alice", "alicepw")
+		if resp, err = client(0).Do(req); err == nil {
+			break
+		}
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("no token over HTTPS: %v %v\n%s", resp, err, logs.String())
+	}
+	resp.Body.Close()
+	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 || !strings.HasPrefix(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatalf("TLS %+v, HSTS %q", resp.TLS, resp.Header.Get("Strict-Transport-Security"))
+	}
+	if _, err := client(tls.VersionTLS12).Get(url); err == nil {
+		t.Fatal("a TLS 1.2 client was served despite tls_min_version: TLS13")
+	}
+}
