@@ -56,3 +56,17 @@ func TestKubernetesExampleConfig(t *testing.T) {
 		t.Fatal("no ConfigMap in the example")
 	}
 }
+
+// TestComposeExampleConfig loads the compose example's configuration (its
+// TLS pair exists only inside the containers, so only the file itself is
+// checked here; make e2e-docker runs the whole stack).
+func TestComposeExampleConfig(t *testing.T) {
+	cfg, err := config.Load("examples/compose/auth_config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Certificate != "/ssl/server.pem" || cfg.Token.Certificate != cfg.Server.Certificate || cfg.Token.Key != cfg.Server.Key {
+		t.Fatalf("the example must serve TLS and sign with the same pair: server %q/%q, token %q/%q",
+			cfg.Server.Certificate, cfg.Server.Key, cfg.Token.Certificate, cfg.Token.Key)
+	}
+}

@@ -36,7 +36,9 @@ REGISTRY_V2_IMAGE=${REGISTRY_V2_IMAGE:-registry:2.8.3}
 VERSIONS=${E2E_REGISTRY_VERSIONS:-v3 v2}
 E2E_REFRESH=${E2E_REFRESH:-auto}
 REG=localhost:5000
-REALM=http://localhost:5001/auth
+REALM=https://localhost:5001/auth
+SSL_DIR=examples/ssl # the seed's self-signed pair, made here when absent (see docs/docker.md)
+MADE_SSL=""
 COMPOSE_FILE_PATH=examples/docker-compose.yml
 export DOCKER_BUILDKIT=0 # the classic builder: no BuildKit cache is left behind
 
@@ -127,6 +129,7 @@ cleanup() {
 	else
 		say "cleanup: containers, images, volumes and networks are as before the test"
 	fi
+	[ -n "$MADE_SSL" ] && rm -rf "$SSL_DIR"
 	rm -rf "$WORK"
 	if [ $rc -eq 0 ]; then
 		say "PASS (docker e2e, registries: $VERSIONS, refresh: $E2E_REFRESH)"
@@ -244,15 +247,30 @@ EOF
 
 # ---------------------------------------------------------------- stack
 
+# make_ssl: the TLS pair the example mounts, made as the seed blog makes it
+# (openssl, self-signed, RSA 2048, CN and SAN localhost) when it is absent.
+# The image runs as 65534, so the key must be readable by that user.
+make_ssl() {
+	[ -f "$SSL_DIR/server.pem" ] && [ -f "$SSL_DIR/server.key" ] && return 0
+	mkdir -p "$SSL_DIR"
+	MADE_SSL=1
+	openssl req -x509 -nodes -days 2 -newkey rsa:2048 -subj "/CN=localhost" \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$SSL_DIR/server.key" -out "$SSL_DIR/server.pem" 2>/dev/null || fail "openssl could not make $SSL_DIR"
+	chmod 0644 "$SSL_DIR/server.key" "$SSL_DIR/server.pem"
+	say "ok: TLS pair for the example in $SSL_DIR (openssl, self-signed, as in the seed)"
+}
+
 # stack_up VERSION IMAGE: the example, unchanged, with REGISTRY_IMAGE=IMAGE.
 stack_up() {
+	make_ssl
 	PROJECT="gatehouse-e2e-$1-$RUN_ID"
 	export COMPOSE_PROJECT_NAME=$PROJECT REGISTRY_IMAGE=$2 GATEHOUSE_IMAGE
 	expect_ok "docker compose -f $COMPOSE_FILE_PATH up -d (project $PROJECT, REGISTRY_IMAGE=$2)" \
 		compose up -d
 	local i code challenge
 	for i in $(seq 1 120); do
-		code=$(curl -s -o /dev/null -w '%{http_code}' "$REALM?service=registry" || true)
+		code=$(curl -sk -o /dev/null -w '%{http_code}' "$REALM?service=registry" || true)
 		challenge=$(curl -s -D - -o /dev/null "http://$REG/v2/" | tr -d '\r' | grep -i '^www-authenticate:' || true)
 		if [ "$code" = 200 ] && [ -n "$challenge" ]; then
 			break
@@ -401,7 +419,7 @@ scenarios() {
 # refresh_tokens_supported: does Gatehouse return a refresh_token to the
 # request docker login makes (GET, no scope, offline_token=true)?
 refresh_tokens_supported() {
-	curl -fsS -u alice:alicepw \
+	curl -fsSk -u alice:alicepw \
 		"$REALM?service=registry&offline_token=true&client_id=gatehouse-e2e" 2>/dev/null |
 		grep -q '"refresh_token" *: *"[^"]'
 }
