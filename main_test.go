@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func TestRunCommandLine(t *testing.T) {
@@ -107,7 +109,7 @@ acl:
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 
 	cmd := exec.Command(bin, "serve", cfgPath)
-	var logs bytes.Buffer
+	var logs testutil.SyncBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

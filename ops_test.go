@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // opsConfig writes a configuration for a server on port; extra is appended
@@ -122,8 +124,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	writeVersion(0, true)
 	cmd := exec.Command(bin, cfgLink)
-	var logs bytes.Buffer
-	cmd.Stderr = &syncWriter{w: &logs}
+	var logs testutil.SyncBuffer
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,18 +250,6 @@ func grantedPull(body string) bool {
 	}
 	claims, err := base64URL(parts[1])
 	return err == nil && strings.Contains(claims, `"actions":["pull"]`)
-}
-
-// syncWriter lets the child's stderr be read while it is written.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 func base64URL(s string) (string, error) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestServeTLS runs the binary with server.certificate and key: it answers
@@ -50,8 +51,8 @@ func TestServeTLS(t *testing.T) {
 	cfgPath := filepath.Join(dir, "auth_config.yml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 	cmd := exec.Command(bin, cfgPath)
-	var logs bytes.Buffer
-	cmd.Stderr = &syncWriter{w: &logs}
+	var logs testutil.SyncBuffer
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestServeUnixSocket runs the binary with server.net: unix, over a stale
@@ -34,8 +35,8 @@ func TestServeUnixSocket(t *testing.T) {
 	cfgPath := filepath.Join(dir, "auth_config.yml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 	cmd := exec.Command(bin, cfgPath)
-	var logs bytes.Buffer
-	cmd.Stderr = &syncWriter{w: &logs}
+	var logs testutil.SyncBuffer
+	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/mongoconn"
 	"github.com/gatehouse/gatehouse/internal/mongotest"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // fakeClock drives the reload loop: After returns channels that fire when
@@ -72,24 +74,6 @@ func (c *fakeClock) Advance(t *testing.T, d time.Duration) {
 		}
 	}
 	c.waiters = kept
-}
-
-// syncLog is a log destination safe for the loop's concurrent writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func aclColl(t *testing.T, srv *mongotest.Server) *mongo.Collection {
@@ -222,7 +206,7 @@ func TestMongoInvalidDocumentKeepsACL(t *testing.T) {
 	srv := mongotest.Start(t)
 	coll := aclColl(t, srv)
 	insert(t, coll, aclDoc(10, bson.D{{Key: "account", Value: "alice"}}, bson.A{"pull"}, "good"))
-	var log syncLog
+	var log testutil.SyncBuffer
 	m := newTestMongoACL(t, srv.Addr(), WithMongoLogger(slog.New(slog.NewTextHandler(&log, nil))))
 
 	tests := []struct {
@@ -286,7 +270,7 @@ func TestMongoInvalidDocumentKeepsACL(t *testing.T) {
 func TestMongoLoadedLater(t *testing.T) {
 	addr := mongotest.ClosedAddr(t)
 	clock := newFakeClock()
-	var log syncLog
+	var log testutil.SyncBuffer
 	m, err := NewMongo(MongoConfig{
 		Config: mongoconn.Config{
 			DialInfo:   &mongoconn.DialInfo{Addrs: []string{addr}, Database: "docker_auth", Timeout: 300 * time.Millisecond},

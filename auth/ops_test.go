@@ -4,15 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/authn"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func TestMetrics(t *testing.T) {
@@ -138,8 +138,8 @@ func TestReload(t *testing.T) {
 }
 
 func TestAuditLog(t *testing.T) {
-	var buf strings.Builder
-	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf testutil.SyncBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	env := newOAuthEnv(t)
 	s := env.server("", "", WithLogger(logger))
 	login := get(s, "service=registry&offline_token=true&client_id=docker", "alice", "alicepw")
@@ -177,18 +177,6 @@ func TestAuditLog(t *testing.T) {
 	if line["outcome"] != OutcomeDenied || line["authenticator"] != "static" || line["grant"] != "password" {
 		t.Errorf("audit line %v", line)
 	}
-}
-
-// lockedWriter serialises writes from concurrent handlers.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestReadinessWaitsForMongoACL(t *testing.T) {

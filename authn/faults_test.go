@@ -23,6 +23,8 @@ import (
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/faultproxy"
 	"github.com/gatehouse/gatehouse/internal/leakcheck"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // faultKnobs turn off the failed-login throttle, which would keep
@@ -61,7 +63,7 @@ func parseIn(t *testing.T, dir, yml string) *config.Config {
 // faultEnv is a server under test with its log and the timings measured.
 type faultEnv struct {
 	s     *auth.Server
-	log   *lockedBuffer
+	log   *testutil.SyncBuffer
 	bound time.Duration // the longest a 503 may take: the timeout plus slack
 
 	mu      sync.Mutex
@@ -70,7 +72,7 @@ type faultEnv struct {
 
 func newFaultEnv(t *testing.T, cfg *config.Config, timeout time.Duration) *faultEnv {
 	t.Helper()
-	e := &faultEnv{log: &lockedBuffer{}, bound: timeout + faultSlack}
+	e := &faultEnv{log: &testutil.SyncBuffer{}, bound: timeout + faultSlack}
 	var err error
 	e.s, err = auth.New(cfg, auth.WithLogger(slog.New(slog.NewTextHandler(e.log, nil))))
 	if err != nil {

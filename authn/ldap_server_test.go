@@ -1,7 +1,6 @@
 package authn_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,13 +12,14 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/ldaptest"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // ldapServerConfig is an auth_config.yml with only ldap_auth, over
@@ -60,24 +60,6 @@ acl:
   - match: {name: "${labels:teams}/*"}
     actions: [pull]
 `, dir, srv.Addr, srv.CAFile, ldaptest.ServiceDN, srv.BindPasswordFile, ldaptest.People, ldaptest.Groups)
-}
-
-// lockedBuffer collects the server's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tokenGrants asks the server for scopes as user and returns the status,
@@ -134,7 +116,7 @@ func TestLDAPThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
 	}
-	var log lockedBuffer
+	var log testutil.SyncBuffer
 	s, err := auth.New(cfg, auth.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)

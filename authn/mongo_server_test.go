@@ -21,6 +21,8 @@ import (
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/mongotest"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // mongoServerConfig is an auth_config.yml with a static user "svc" and the
@@ -112,7 +114,7 @@ func TestMongoThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
 	}
-	var log lockedBuffer
+	var log testutil.SyncBuffer
 	s, err := auth.New(cfg, auth.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)

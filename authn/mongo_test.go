@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/mongoconn"
 	"github.com/gatehouse/gatehouse/internal/mongotest"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // mongoUsers inserts users into db.users of srv and returns the collection.
@@ -213,8 +214,8 @@ func TestMongoIndexWarning(t *testing.T) {
 		Collection: "users",
 	}}
 	logs := func() string {
-		var buf strings.Builder
-		m, err := NewMongo(cfg, WithMongoLogger(slog.New(slog.NewTextHandler(&lockedBuilder{b: &buf}, nil))))
+		var buf testutil.SyncBuffer
+		m, err := NewMongo(cfg, WithMongoLogger(slog.New(slog.NewTextHandler(&buf, nil))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,15 +237,4 @@ func TestMongoIndexWarning(t *testing.T) {
 	if got := logs(); strings.Contains(got, "index") {
 		t.Errorf("with the index, log = %q; want no warning", got)
 	}
-}
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }

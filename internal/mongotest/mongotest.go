@@ -38,6 +38,8 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // Server is a running (or stopped) embedded FerretDB.
@@ -50,7 +52,7 @@ type Server struct {
 	addr   string // 127.0.0.1:PORT, fixed after the first start
 	cancel context.CancelFunc
 	done   chan struct{}
-	log    *lockedWriter
+	log    *testutil.SyncBuffer
 }
 
 // TLSFiles are the PEM files of a server started with StartTLS.
@@ -85,7 +87,7 @@ func StartAt(t testing.TB, addr string) *Server {
 const anyPort = "127.0.0.1:0"
 
 func start(t testing.TB, tlsFiles *TLSFiles, addr string) *Server {
-	s := &Server{t: t, dir: t.TempDir(), tls: tlsFiles, log: &lockedWriter{}}
+	s := &Server{t: t, dir: t.TempDir(), tls: tlsFiles, log: &testutil.SyncBuffer{}}
 	s.run(addr)
 	t.Cleanup(func() {
 		s.Stop()
@@ -290,23 +292,4 @@ func writeCert(t testing.TB, dir string) *TLSFiles {
 		}
 	}
 	return f
-}
-
-// lockedWriter collects FerretDB's log for failed tests.
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	return len(p), nil
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.buf)
 }
