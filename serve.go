@@ -82,7 +82,11 @@ func serve(path string, stderr io.Writer) int {
 	stderr = logOut
 	level := new(slog.LevelVar)
 	logger := newLogger(stderr, cfg.Log, level)
-	srv, cert, err := build(cfg, auth.WithLogger(logger), auth.WithVersion(buildVersion()))
+	opts := []auth.Option{auth.WithLogger(logger), auth.WithVersion(buildVersion())}
+	if cfg.Log.Format == "json" {
+		opts = append(opts, auth.WithJSONAuditLog(stderr)) // the JSON handler's writer (newLogger)
+	}
+	srv, cert, err := build(cfg, opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

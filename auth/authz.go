@@ -169,14 +169,6 @@ func grantName(req *Request) string {
 	return GrantPassword
 }
 
-func scopeStrings(scopes []Scope) []string {
-	out := make([]string, len(scopes))
-	for i, s := range scopes {
-		out[i] = s.String()
-	}
-	return out
-}
-
 func ipString(ip netip.Addr) string {
 	if !ip.IsValid() {
 		return ""

@@ -144,11 +144,11 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 	}
 	labels, shared, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
 	if c.metrics != nil && err == nil {
-		result := "miss"
 		if shared {
-			result = "hit"
+			c.metrics.cacheHit.Inc()
+		} else {
+			c.metrics.cacheMiss.Inc()
 		}
-		c.metrics.cacheRequests.WithLabelValues(result).Inc()
 	}
 	return labels, err
 }

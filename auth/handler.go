@@ -137,16 +137,17 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		s.fail(w, r, req, e, start)
 		return
 	}
-	t := s.now()
+	tAuthz := s.now()
 	access, decisions, complete, err := st.authorize(req, id)
-	s.metrics.observeStage("authz", "", s.now().Sub(t))
+	tSign := s.now()
+	s.metrics.authzStage.Observe(tSign.Sub(tAuthz).Seconds())
 	if err != nil {
 		s.fail(w, r, req, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}, start)
 		return
 	}
-	t = s.now()
 	resp, err := st.respond(req, id, access)
-	s.metrics.observeStage("sign", "", s.now().Sub(t))
+	end := s.now()
+	s.metrics.signStage.Observe(end.Sub(tSign).Seconds())
 	if err != nil {
 		s.fail(w, r, req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}, start)
 		return
@@ -156,21 +157,22 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 	if !complete {
 		outcome = OutcomeDenied
 	}
-	latency := s.now().Sub(start)
-	s.metrics.observeRequest(outcome, grantName(req), latency)
-	s.logger.LogAttrs(ctx, slog.LevelInfo, "token issued",
-		slog.String("outcome", outcome),
-		slog.String("account", id.Account),
-		slog.String("authenticator", id.Backend),
-		slog.String("client_ip", ipString(req.IP)),
-		slog.String("grant", grantName(req)),
-		slog.String("client_id", req.ClientID),
-		slog.String("service", req.Service),
-		slog.Any("requested", scopeStrings(req.Scopes)),
-		slog.Any("decisions", decisions),
-		slog.Bool("refresh_token_issued", resp.RefreshToken != "" && req.Grant != GrantRefresh),
-		slog.Duration("latency", latency),
-	)
+	latency := end.Sub(start)
+	grant := grantName(req)
+	s.metrics.observeRequest(outcome, grant, latency)
+	s.audit.write(ctx, &auditRecord{
+		time:          end,
+		outcome:       outcome,
+		account:       id.Account,
+		authenticator: id.Backend,
+		clientIP:      req.IP,
+		grant:         grant,
+		clientID:      req.ClientID,
+		service:       req.Service,
+		decisions:     decisions,
+		refreshIssued: resp.RefreshToken != "" && req.Grant != GrantRefresh,
+		latency:       latency,
+	})
 }
 
 // fail answers with e, counts it and logs the precise reason.

@@ -35,6 +35,26 @@ type Metrics struct {
 	reloads       *prometheus.CounterVec
 	lastReload    prometheus.Gauge
 	cacheRequests *prometheus.CounterVec
+
+	// Series every token request touches, looked up once: a label lookup
+	// hashes the label values on every call.
+	authzStage, signStage prometheus.Observer
+	cacheHit, cacheMiss   prometheus.Counter
+	byOutcome             [len(outcomeValues)]outcomeSeries
+}
+
+// outcomeValues are the values of the outcome label.
+var outcomeValues = [...]string{OutcomeIssued, OutcomeDenied, OutcomeBadRequest, OutcomeUnauthorized,
+	OutcomeBackendFailure, OutcomeOverloaded, OutcomeThrottled, OutcomeInternal}
+
+// grantValues are the values of the grant label ("unknown": the request could
+// not be parsed).
+var grantValues = [...]string{GrantPassword, GrantRefresh, "anonymous", "unknown"}
+
+// outcomeSeries are the series of one outcome.
+type outcomeSeries struct {
+	duration prometheus.Observer
+	byGrant  [len(grantValues)]prometheus.Counter
 }
 
 // latencyBuckets span a cached answer (tens of µs) to a slow bcrypt or
@@ -86,6 +106,16 @@ func newMetrics(version string) *Metrics {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
+	m.authzStage = m.stage.WithLabelValues("authz", "")
+	m.signStage = m.stage.WithLabelValues("sign", "")
+	m.cacheHit = m.cacheRequests.WithLabelValues("hit")
+	m.cacheMiss = m.cacheRequests.WithLabelValues("miss")
+	for i, o := range outcomeValues {
+		m.byOutcome[i].duration = m.duration.WithLabelValues(o)
+		for j, g := range grantValues {
+			m.byOutcome[i].byGrant[j] = m.requests.WithLabelValues(o, g)
+		}
+	}
 	return m
 }
 
@@ -98,8 +128,26 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 func (m *Metrics) observeRequest(outcome, grant string, d time.Duration) {
-	m.requests.WithLabelValues(outcome, grant).Inc()
-	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
+	i := indexOf(outcomeValues[:], outcome)
+	j := indexOf(grantValues[:], grant)
+	if i < 0 || j < 0 { // not one of the fixed values: a bug, but still counted
+		m.requests.WithLabelValues(outcome, grant).Inc()
+		m.duration.WithLabelValues(outcome).Observe(d.Seconds())
+		return
+	}
+	m.byOutcome[i].byGrant[j].Inc()
+	m.byOutcome[i].duration.Observe(d.Seconds())
+}
+
+// indexOf is the index of s in values, -1 when absent. The lists are a
+// few short constants: a scan beats a map.
+func indexOf(values []string, s string) int {
+	for i, v := range values {
+		if v == s {
+			return i
+		}
+	}
+	return -1
 }
 
 func (m *Metrics) observeStage(stage, backend string, d time.Duration) {

@@ -33,6 +33,8 @@ const RequestTimeout = 10 * time.Second
 type Server struct {
 	state    atomic.Pointer[state]
 	logger   *slog.Logger
+	auditW   io.Writer // WithJSONAuditLog
+	audit    auditLog
 	now      func() time.Time
 	version  string
 	metrics  *Metrics
@@ -63,6 +65,15 @@ type Option func(*Server)
 // WithLogger sets where the server logs; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
 
+// WithJSONAuditLog says that the logger writes JSON lines to w, as
+// slog.NewJSONHandler(w, opts) with no ReplaceAttr, AddSource or
+// attributes of its own does: the audit line of each issued token is then
+// encoded by hand and written straight to w, in the same shape, which
+// costs a few microseconds less than going through the logger. The
+// logger's level still decides whether it is written; every other line
+// goes through the logger.
+func WithJSONAuditLog(w io.Writer) Option { return func(s *Server) { s.auditW = w } }
+
 // WithClock sets the clock used for token times (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
@@ -77,6 +88,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.audit = auditLog{logger: s.logger, w: s.auditW}
 	s.metrics = newMetrics(s.version)
 	s.throttle = newThrottle(s.now)
 	st, err := s.build(cfg)

@@ -10,7 +10,8 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/internal/jsontext"
 )
 
 // signRS256 signs with RSASSA-PKCS1-v1_5 and SHA-256.
@@ -104,9 +105,9 @@ func derElement(b []byte, tag byte) (content, rest []byte, ok bool) {
 // but costs no allocations when the actions are already sorted.
 func (s *Signer) appendClaims(dst []byte, sub, aud string, iat, exp int64, jti []byte, access []Access) []byte {
 	dst = append(dst, s.claimsStart...)
-	dst = appendJSONString(dst, sub)
+	dst = jsontext.AppendString(dst, sub)
 	dst = append(dst, `,"aud":`...)
-	dst = appendJSONString(dst, aud)
+	dst = jsontext.AppendString(dst, aud)
 	dst = append(dst, `,"exp":`...)
 	dst = strconv.AppendInt(dst, exp, 10)
 	dst = append(dst, `,"nbf":`...)
@@ -121,9 +122,9 @@ func (s *Signer) appendClaims(dst []byte, sub, aud string, iat, exp int64, jti [
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"type":`...)
-		dst = appendJSONString(dst, a.Type)
+		dst = jsontext.AppendString(dst, a.Type)
 		dst = append(dst, `,"name":`...)
-		dst = appendJSONString(dst, a.Name)
+		dst = jsontext.AppendString(dst, a.Name)
 		dst = append(dst, `,"actions":[`...)
 		actions := a.Actions
 		if !slices.IsSorted(actions) {
@@ -133,65 +134,9 @@ func (s *Signer) appendClaims(dst []byte, sub, aud string, iat, exp int64, jti [
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, act)
+			dst = jsontext.AppendString(dst, act)
 		}
 		dst = append(dst, "]}"...)
 	}
 	return append(dst, "]}"...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string exactly as encoding/json does
-// with HTML escaping off: '"' and '\\' escaped, control characters as \b,
-// \f, \n, \r, \t or \u00XX, U+2028 and U+2029 as \u2028 and \u2029, and each
-// byte of invalid UTF-8 replaced by \ufffd.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -70,17 +70,6 @@ func TestAppendClaimsMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "\"\\", "\x00\x01\x1f\x7f", "\b\f\n\r\t", "<>&", "\u2028\u2029", "é😀", "\xff\xfe", "\xc3\x28", "\xed\xa0\x80", "a\xe2\x80"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := appendJSONString(nil, s), encodingJSON(t, s); !bytes.Equal(got, want) {
-			t.Errorf("appendJSONString(%q) = %s, encoding/json gives %s", s, got, want)
-		}
-	})
-}
-
 func TestAppendRawECDSA(t *testing.T) {
 	tests := []struct {
 		name string

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
+	"github.com/gatehouse/gatehouse/internal/jsontext"
 )
 
 // nbfSkew is how far before iat the nbf claim is set, for verifiers whose
@@ -163,7 +164,7 @@ func (s *Signer) precompute() error {
 		return fmt.Errorf("token: encoding header: %w", err)
 	}
 	s.header = base64.RawURLEncoding.EncodeToString(js) + "."
-	s.claimsStart = appendJSONString([]byte(`{"iss":`), s.issuer)
+	s.claimsStart = jsontext.AppendString([]byte(`{"iss":`), s.issuer)
 	s.claimsStart = append(s.claimsStart, `,"sub":`...)
 	s.pool.New = func() any { return new(buffers) }
 	return nil
