@@ -87,6 +87,7 @@ type pattern struct {
 	lit    string         // kindLiteral: the value; kindGlob: the glob
 	prefix string         // kindLiteral, kindGlob: text every match starts with (the literal; the glob up to its first metacharacter)
 	re     *regexp.Regexp // kindRegex
+	shape  regexShape     // kindRegex: what re matches, when that needs no regexp engine
 	parts  []part         // kindTmpl*
 	labels []string       // distinct label keys the placeholders use, in order
 }
@@ -113,7 +114,7 @@ func compilePattern(src string) (*pattern, error) {
 			if err != nil {
 				return nil, err
 			}
-			p.kind, p.re = kindRegex, r
+			p.kind, p.re, p.shape = kindRegex, r, shapeOf(body)
 		case hasGlobMeta(body):
 			if err := checkGlob(src, body); err != nil {
 				return nil, err
@@ -155,6 +156,51 @@ func compileRegex(src, body string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("invalid regex %q: %v", src, err)
 	}
 	return r, nil
+}
+
+// regexShape names the unanchored regexes whose matches need no regexp
+// engine.
+type regexShape uint8
+
+const (
+	shapeGeneral regexShape = iota // anything: ask the regexp
+	shapeAnyLine                   // ".+" (docker_auth's usual "any signed-in account"): s has a byte other than '\n'
+	shapeAll                       // ".*" or empty: everything
+)
+
+// shapeOf tells the shape of the regex body.
+func shapeOf(body string) regexShape {
+	re, err := syntax.Parse(body, syntax.Perl)
+	if err != nil {
+		return shapeGeneral
+	}
+	re = re.Simplify()
+	switch {
+	case re.Op == syntax.OpEmptyMatch:
+		return shapeAll
+	case len(re.Sub) != 1 || re.Sub[0].Op != syntax.OpAnyCharNotNL:
+		return shapeGeneral
+	case re.Op == syntax.OpPlus:
+		return shapeAnyLine
+	case re.Op == syntax.OpStar:
+		return shapeAll
+	}
+	return shapeGeneral
+}
+
+// globMatch is path.Match(glob, s) for a well-formed glob, without it for
+// the usual shapes: no metacharacter (equality) and a single trailing '*'
+// ("team/*": the prefix, then anything but '/').
+func globMatch(glob, s string) bool {
+	i := strings.IndexAny(glob, `*?[\`)
+	switch {
+	case i < 0:
+		return s == glob
+	case i == len(glob)-1 && glob[i] == '*':
+		return strings.HasPrefix(s, glob[:i]) && strings.IndexByte(s[i:], '/') < 0
+	}
+	ok, _ := path.Match(glob, s)
+	return ok
 }
 
 func checkGlob(src, glob string) error {
@@ -264,9 +310,14 @@ func (p *pattern) match(s string, e *env) bool {
 		if !strings.HasPrefix(s, p.prefix) {
 			return false // most globs of a long list fail here, without path.Match
 		}
-		ok, _ := path.Match(p.lit, s)
-		return ok
+		return globMatch(p.lit, s)
 	case kindRegex:
+		switch p.shape {
+		case shapeAnyLine:
+			return strings.Trim(s, "\n") != ""
+		case shapeAll:
+			return true
+		}
 		return p.re.MatchString(s)
 	}
 	if len(p.labels) == 0 {
@@ -356,8 +407,7 @@ func (p *pattern) matchWith(s string, e *env, vals [][]string, idx []int) bool {
 	}
 	e.buf = b
 	if p.kind == kindTmplGlob {
-		ok, _ := path.Match(string(b), s)
-		return ok
+		return globMatch(string(b), s)
 	}
 	re := e.cache.get(b)
 	return re != nil && re.MatchString(s)

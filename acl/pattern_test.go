@@ -124,3 +124,57 @@ func TestPatternNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+// The shortcuts must answer what path.Match and the regexp answer.
+var shortcutInputs = []string{"", "a", "alice", "alice/", "alice/app", "alice/app/x", "alicex/app", "\n", "\n\n", "a\n",
+	"\na", "\xff", "é", "ali*ce/a?p", "[x]", `a\b`}
+
+func TestGlobMatchMatchesPathMatch(t *testing.T) {
+	for _, glob := range []string{"", "alice", "alice/*", "*", "alice*", "alice/a*", "a?ice/*", "alice/*/x", `alice\*`,
+		`alice/\*`, "[a-c]lice/*", "alice/**", "*/app", "ali*ce/a?p", "alice/[x]"} {
+		for _, s := range shortcutInputs {
+			want, err := path.Match(glob, s)
+			if err != nil {
+				t.Fatalf("bad test glob %q: %v", glob, err)
+			}
+			if got := globMatch(glob, s); got != want {
+				t.Errorf("globMatch(%q, %q) = %v, path.Match says %v", glob, s, got, want)
+			}
+		}
+	}
+}
+
+func TestRegexShapes(t *testing.T) {
+	tests := []struct {
+		body string
+		want regexShape
+	}{
+		{".+", shapeAnyLine},
+		{"(?:.+)", shapeAnyLine},
+		{"..*", shapeGeneral}, // not simplified to .+; still correct
+		{".*", shapeAll},
+		{"", shapeAll},
+		{"(?s).+", shapeGeneral},
+		{"^.+$", shapeGeneral},
+		{"(.+)", shapeGeneral},
+		{".+?", shapeAnyLine}, // laziness does not change whether it matches
+		{"a.+", shapeGeneral},
+		{".", shapeGeneral},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			p, err := compilePattern("/" + tt.body + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.shape != tt.want {
+				t.Fatalf("shape = %d, want %d", p.shape, tt.want)
+			}
+			for _, s := range shortcutInputs {
+				if got, want := p.match(s, nil), p.re.MatchString(s); got != want {
+					t.Errorf("/%s/ on %q: %v, the regexp says %v", tt.body, s, got, want)
+				}
+			}
+		})
+	}
+}

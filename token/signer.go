@@ -79,7 +79,8 @@ type Access struct {
 
 // Token is a signed access token and its times.
 type Token struct {
-	// Raw is the compact JWS.
+	// Raw is the compact JWS: base64url and two dots, nothing that JSON
+	// or a URL would need to escape.
 	Raw string
 	// ID is the jti claim: 128 random bits, unpadded base64url.
 	ID string
