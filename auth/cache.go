@@ -76,18 +76,19 @@ func (c *credCache) mac(password string) (sum [sha256.Size]byte) {
 }
 
 // do runs check once for concurrent callers with the same key and
-// remembers a success. shared reports whether the answer came from the
+// remembers a success. The labels are shared by every caller and the
+// cache: nobody may modify them (the ACL only reads them). shared reports whether the answer came from the
 // cache or from another caller's check rather than from running check.
 func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels authn.Labels, shared bool, err error) {
 	c.mu.Lock()
 	if e, ok := c.entries[k]; ok && c.now().Before(e.expires) {
 		c.mu.Unlock()
-		return e.labels.Clone(), true, nil
+		return e.labels, true, nil
 	}
 	if f, ok := c.flight[k]; ok {
 		c.mu.Unlock()
 		<-f.done
-		return f.labels.Clone(), true, f.err
+		return f.labels, true, f.err
 	}
 	f := &flightCall{done: make(chan struct{})}
 	c.flight[k] = f
@@ -101,11 +102,11 @@ func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels a
 		if len(c.entries) >= c.max {
 			c.evict()
 		}
-		c.entries[k] = cacheEntry{labels: f.labels.Clone(), expires: c.now().Add(c.ttl)}
+		c.entries[k] = cacheEntry{labels: f.labels, expires: c.now().Add(c.ttl)}
 	}
 	c.mu.Unlock()
 	close(f.done)
-	return f.labels.Clone(), false, f.err
+	return f.labels, false, f.err
 }
 
 // evict makes room: expired entries go first; if none, an arbitrary eighth

@@ -195,3 +195,49 @@ func TestCacheOff(t *testing.T) {
 		t.Fatal("with the cache off, every login must be checked")
 	}
 }
+
+// knowingAuthenticator is a countingAuthenticator that lists its accounts.
+type knowingAuthenticator struct {
+	countingAuthenticator
+	accounts map[string]bool
+}
+
+func (k *knowingAuthenticator) Name() string              { return "knowing" }
+func (k *knowingAuthenticator) Knows(account string) bool { return k.accounts[account] }
+
+func TestKnowerIsPassedOverForUnknownAccounts(t *testing.T) {
+	first := &knowingAuthenticator{accounts: map[string]bool{"alice-static": true}}
+	second := &countingAuthenticator{}
+	// The call counts tell which backend was asked: the first's
+	// Authenticate would count an account it does not know too.
+	c, err := newChain([]authn.Authenticator{first, second}, "r", newMetrics("t"), chainOptions{
+		cacheTTL: time.Minute, cacheEntries: 8, checks: 1, checkWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                  string
+		account, password     string
+		wantBackend           string
+		wantFirst, wantSecond int64
+	}{
+		{"known to the first: asked", "alice-static", "right", "knowing", 1, 0},
+		{"unknown to the first: only the second is asked", "alice-ldap", "right", "counting", 1, 1},
+		{"cached in the second", "alice-ldap", "right", "counting", 1, 1},
+		{"unknown to both: neither Knower nor cache", "bob", "x", "", 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, e := c.authenticate(context.Background(), creds(tt.account, tt.password))
+			switch {
+			case tt.wantBackend == "" && e == nil:
+				t.Fatalf("authenticated as %+v, want 401", id)
+			case tt.wantBackend != "" && (e != nil || id.Backend != tt.wantBackend):
+				t.Fatalf("got %+v, %v; want backend %s", id, e, tt.wantBackend)
+			}
+			if f, s := first.calls.Load(), second.calls.Load(); f != tt.wantFirst || s != tt.wantSecond {
+				t.Fatalf("calls: first %d, second %d; want %d, %d", f, s, tt.wantFirst, tt.wantSecond)
+			}
+		})
+	}
+}

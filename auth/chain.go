@@ -94,6 +94,9 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 		mac = &m
 	}
 	for _, b := range c.backends {
+		if k, ok := b.(authn.Knower); ok && !k.Knows(account) {
+			continue // what its Authenticate would say, without the cache or a check slot
+		}
 		labels, err := c.check(ctx, b, account, password, mac)
 		switch {
 		case errors.Is(err, errBusy):

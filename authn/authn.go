@@ -76,6 +76,16 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// Knower is implemented by backends that hold their accounts in memory
+// (static users, htpasswd files): Knows tells, at the cost of a map
+// lookup, whether Authenticate could answer anything but ErrNoMatch for
+// account. The chain passes over a backend that does not know the account
+// without a cache lookup or a password-check slot, as its Authenticate
+// would have returned ErrNoMatch at once.
+type Knower interface {
+	Knows(account string) bool
+}
+
 // BcryptCoster is implemented by backends that compare bcrypt hashes. The
 // chain uses the highest cost to size the fake comparison it runs for
 // unknown accounts, so they cost as much as a wrong password.

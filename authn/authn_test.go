@@ -91,6 +91,9 @@ func TestStaticAuthenticate(t *testing.T) {
 			if !reflect.DeepEqual(labels, tc.wantLabels) {
 				t.Fatalf("labels = %v, want %v", labels, tc.wantLabels)
 			}
+			if known := s.Knows(tc.account); known == errors.Is(err, ErrNoMatch) {
+				t.Fatalf("Knows(%q) = %v, but Authenticate says %v", tc.account, known, err)
+			}
 		})
 	}
 	t.Run("returned labels are a copy", func(t *testing.T) {
@@ -154,6 +157,9 @@ func TestHtpasswd(t *testing.T) {
 			_, err := h.Authenticate(context.Background(), tc.account, tc.password)
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if known := h.Knows(tc.account); known == errors.Is(err, ErrNoMatch) {
+				t.Fatalf("Knows(%q) = %v, but Authenticate says %v", tc.account, known, err)
 			}
 		})
 	}

@@ -44,6 +44,7 @@ type Htpasswd struct {
 var (
 	_ Authenticator = (*Htpasswd)(nil)
 	_ BcryptCoster  = (*Htpasswd)(nil)
+	_ Knower        = (*Htpasswd)(nil)
 )
 
 // NewHtpasswd reads and checks the file named by cfg. Problems are placed at
@@ -104,6 +105,12 @@ func (h *Htpasswd) Name() string { return "htpasswd" }
 
 // MaxBcryptCost returns the highest bcrypt cost in the file.
 func (h *Htpasswd) MaxBcryptCost() int { return h.maxCost }
+
+// Knows reports whether the file lists account.
+func (h *Htpasswd) Knows(account string) bool {
+	_, ok := h.users[account]
+	return ok && account != ""
+}
 
 // Authenticate checks account and password against the file's entries.
 func (h *Htpasswd) Authenticate(ctx context.Context, account, password string) (Labels, error) {

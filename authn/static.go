@@ -46,6 +46,7 @@ type staticUser struct {
 var (
 	_ Authenticator = (*Static)(nil)
 	_ BcryptCoster  = (*Static)(nil)
+	_ Knower        = (*Static)(nil)
 )
 
 // Validate checks every user entry; problems are placed at the account's
@@ -138,6 +139,12 @@ func (s *Static) Authenticate(ctx context.Context, account, password string) (La
 		return nil, ErrWrongPassword
 	}
 	return u.labels.Clone(), nil
+}
+
+// Knows reports whether account is configured ("" included).
+func (s *Static) Knows(account string) bool {
+	_, ok := s.users[account]
+	return ok
 }
 
 // Lookup returns the labels of a configured account ("" included).
