@@ -21,10 +21,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
-// HTTP server limits: a token request is small and quick.
+// HTTP server limits: a token request is small and quick. Headers and body
+// share one read deadline: net/http then sets it once per request instead
+// of twice (a timer update each).
 const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = readHeaderTimeout
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 1 << 20 // a hard cap; the handler refuses more than auth.MaxHeaderLength with an errcode body

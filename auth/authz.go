@@ -7,7 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,24 +68,39 @@ func (st *state) authorize(req *Request, id *identity) (access []token.Access, l
 		}
 		access = append(access, token.Access{Type: sc.Type, Name: sc.Name, Actions: d.Actions})
 		complete = complete && len(d.Actions) == len(sc.Actions)
-		logs = append(logs, Decision{Scope: sc.String(), Granted: strings.Join(d.Actions, ","), Rule: d.Rule, Comment: d.Comment, ACL: which})
+		scope := sc.String()
+		logs = append(logs, Decision{Scope: scope, Granted: grantedList(scope, sc.Actions, d.Actions), Rule: d.Rule, Comment: d.Comment, ACL: which})
 	}
 	return access, logs, complete, err
+}
+
+// grantedList is granted joined with commas. When every requested action
+// was granted, in the order asked (the usual case), that is the end of
+// scope, the requested scope's string: no new string is made.
+func grantedList(scope string, requested, granted []string) string {
+	if slices.Equal(requested, granted) {
+		n := max(len(granted)-1, 0)
+		for _, a := range granted {
+			n += len(a)
+		}
+		return scope[len(scope)-n:]
+	}
+	return strings.Join(granted, ",")
 }
 
 // identify establishes who the request is from: a refresh token is checked
 // and its account looked up again; anything else goes through the
 // authenticator chain.
-func (st *state) identify(ctx context.Context, req *Request) (*identity, *Error) {
+func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) {
 	if req.Grant != GrantRefresh {
 		return st.chain.authenticate(ctx, req)
 	}
 	if st.refresh == nil {
-		return nil, st.chain.unauthorized(msgBadRefresh, errors.New("refresh token presented but oauth2 is off"))
+		return identity{}, st.chain.unauthorized(msgBadRefresh, errors.New("refresh token presented but oauth2 is off"))
 	}
 	claims, err := st.refresh.Verify(req.RefreshToken, req.Service)
 	if err != nil {
-		return nil, st.chain.unauthorized(msgBadRefresh, err)
+		return identity{}, st.chain.unauthorized(msgBadRefresh, err)
 	}
 	req.Account = claims.Subject
 	return st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
@@ -106,12 +121,12 @@ type tokenResponse struct {
 // respond signs the access token and, when offline access was asked for by
 // a signed-in account, a refresh token. A request that came with a refresh
 // token gets the same one back: Docker never stores a new one.
-func (st *state) respond(req *Request, id *identity, access []token.Access) (*tokenResponse, error) {
+func (st *state) respond(req *Request, id *identity, access []token.Access) (tokenResponse, error) {
 	tok, err := st.signer.Issue(id.Account, req.Service, access)
 	if err != nil {
-		return nil, err
+		return tokenResponse{}, err
 	}
-	resp := &tokenResponse{
+	resp := tokenResponse{
 		Token:       tok.Raw,
 		AccessToken: tok.Raw,
 		ExpiresIn:   int64(tok.ExpiresAt.Sub(tok.IssuedAt) / time.Second),
@@ -124,7 +139,7 @@ func (st *state) respond(req *Request, id *identity, access []token.Access) (*to
 		if req.Grant == GrantRefresh {
 			resp.RefreshToken = req.RefreshToken
 		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend); err != nil {
-			return nil, err
+			return tokenResponse{}, err
 		}
 	}
 	return resp, nil
@@ -153,7 +168,7 @@ func writeJSON(w http.ResponseWriter, resp *tokenResponse) {
 	h := w.Header()
 	h["Content-Type"] = headerJSON // canonical keys, shared read-only values: no per-request allocation
 	h["Cache-Control"] = headerNoStore
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["Content-Length"] = contentLength(len(body))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }

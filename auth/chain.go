@@ -81,12 +81,12 @@ func (c *chain) unauthorized(message string, reason error) *Error {
 // authenticate resolves the request's credentials to an identity. An
 // anonymous request is served as the account "" when an authenticator
 // knows it (users: {"": {}}), and refused otherwise.
-func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Error) {
+func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Error) {
 	account, password := req.Account, req.Password
 	if !req.HasCredentials {
 		account, password = "", ""
 	} else if account == "" {
-		return nil, c.unauthorized(msgBadCredentials, errors.New("password without a user name"))
+		return identity{}, c.unauthorized(msgBadCredentials, errors.New("password without a user name"))
 	}
 	var mac *[32]byte
 	if c.cache != nil && req.HasCredentials {
@@ -100,29 +100,29 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (*identity, *Err
 		labels, err := c.check(ctx, b, account, password, mac)
 		switch {
 		case errors.Is(err, errBusy):
-			return nil, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
+			return identity{}, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
-			return &identity{Account: account, Labels: labels, Backend: b.Name()}, nil
+			return identity{Account: account, Labels: labels, Backend: b.Name()}, nil
 		case errors.Is(err, authn.ErrNoMatch):
 			continue
 		case errors.Is(err, authn.ErrWrongPassword):
-			return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("%s: wrong password for %q", b.Name(), account))
+			return identity{}, c.unauthorized(msgBadCredentials, fmt.Errorf("%s: wrong password for %q", b.Name(), account))
 		default:
-			return nil, unavailable(fmt.Errorf("%s: %w", b.Name(), err))
+			return identity{}, unavailable(fmt.Errorf("%s: %w", b.Name(), err))
 		}
 	}
 	if account == "" {
-		return nil, c.unauthorized(msgNoCredentials, errNoCredentials)
+		return identity{}, c.unauthorized(msgNoCredentials, errNoCredentials)
 	}
 	// No backend knows the account: spend what a wrong password costs, so
 	// response times do not tell which accounts exist.
 	release, err := c.limit.acquire(ctx)
 	if err != nil {
-		return nil, c.limit.busy(err)
+		return identity{}, c.limit.busy(err)
 	}
 	c.fake.Compare(password)
 	release()
-	return nil, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
+	return identity{}, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
 }
 
 // check asks one backend, through the credential cache when the request
@@ -159,7 +159,7 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 // lookup finds account again in the authenticator named backend, without a
 // password: how a refresh token is redeemed. An account that is gone, or a
 // backend no longer configured, is a 401.
-func (c *chain) lookup(ctx context.Context, backend, account string) (*identity, *Error) {
+func (c *chain) lookup(ctx context.Context, backend, account string) (identity, *Error) {
 	for _, b := range c.backends {
 		if b.Name() != backend {
 			continue
@@ -169,14 +169,14 @@ func (c *chain) lookup(ctx context.Context, backend, account string) (*identity,
 		c.observe(b.Name(), start, err)
 		switch {
 		case err == nil:
-			return &identity{Account: account, Labels: labels, Backend: backend}, nil
+			return identity{Account: account, Labels: labels, Backend: backend}, nil
 		case errors.Is(err, authn.ErrNoMatch):
-			return nil, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: %s no longer knows %q", backend, account))
+			return identity{}, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: %s no longer knows %q", backend, account))
 		default:
-			return nil, unavailable(fmt.Errorf("%s: lookup: %w", backend, err))
+			return identity{}, unavailable(fmt.Errorf("%s: lookup: %w", backend, err))
 		}
 	}
-	return nil, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: authenticator %q is not configured", backend))
+	return identity{}, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: authenticator %q is not configured", backend))
 }
 
 func unavailable(reason error) *Error {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/url"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,4 +139,37 @@ func TestLazyDeadline(t *testing.T) {
 			t.Fatalf("child Err %v", child.Err())
 		}
 	})
+}
+
+func TestGrantedListMatchesJoin(t *testing.T) {
+	tests := []struct {
+		name    string
+		scope   Scope
+		granted []string
+	}{
+		{"all granted in order", Scope{"repository", "a/b", []string{"pull", "push"}}, []string{"pull", "push"}},
+		{"all granted, asked out of order", Scope{"repository", "a/b", []string{"push", "pull"}}, []string{"pull", "push"}},
+		{"some granted", Scope{"repository", "a/b", []string{"pull", "push"}}, []string{"pull"}},
+		{"none granted", Scope{"repository", "a/b", []string{"pull"}}, []string{}},
+		{"nothing asked", Scope{"repository", "a/b", []string{}}, []string{}},
+		{"catalog star", Scope{"registry", "catalog", []string{"*"}}, []string{"*"}},
+		{"host:port name", Scope{"repository", "reg:5000/a", []string{"pull"}}, []string{"pull"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := grantedList(tt.scope.String(), tt.scope.Actions, tt.granted), strings.Join(tt.granted, ","); got != want {
+				t.Fatalf("grantedList = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestContentLengthValues(t *testing.T) {
+	// 64 slots: 5, 69 and 133 share one, and take turns in it.
+	for _, n := range []int{0, 5, 2390, 69, 5, 133, 2390, 4312, 5, 1 << 20} {
+		v := contentLength(n)
+		if len(v) != 1 || v[0] != strconv.Itoa(n) || cap(v) != 1 {
+			t.Fatalf("contentLength(%d) = %q (cap %d)", n, v, cap(v))
+		}
+	}
 }

@@ -138,21 +138,21 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		return
 	}
 	tAuthz := s.now()
-	access, decisions, complete, err := st.authorize(req, id)
+	access, decisions, complete, err := st.authorize(req, &id)
 	tSign := s.now()
 	s.metrics.authzStage.Observe(tSign.Sub(tAuthz).Seconds())
 	if err != nil {
 		s.fail(w, r, req, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}, start)
 		return
 	}
-	resp, err := st.respond(req, id, access)
+	resp, err := st.respond(req, &id, access)
 	end := s.now()
 	s.metrics.signStage.Observe(end.Sub(tSign).Seconds())
 	if err != nil {
 		s.fail(w, r, req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}, start)
 		return
 	}
-	writeJSON(w, resp)
+	writeJSON(w, &resp)
 	outcome := OutcomeIssued
 	if !complete {
 		outcome = OutcomeDenied

@@ -3,6 +3,7 @@ package auth
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // appendTokenResponse appends resp as JSON, byte for byte what
@@ -67,6 +68,29 @@ func putBody(b *[]byte) {
 	if cap(*b) <= maxPooledBody {
 		bodyPool.Put(b)
 	}
+}
+
+// contentLengths caches Content-Length header values by length: token
+// responses of one deployment come in a handful of lengths, each of which
+// then costs no allocation. The values are shared and read-only, like
+// headerJSON; a slot holds the last length that hashed to it.
+var contentLengths [64]atomic.Pointer[contentLengthValue]
+
+type contentLengthValue struct {
+	n      int
+	header []string
+}
+
+// contentLength is the Content-Length header value for n bytes.
+func contentLength(n int) []string {
+	slot := &contentLengths[n%len(contentLengths)]
+	if v := slot.Load(); v != nil && v.n == n {
+		return v.header
+	}
+	v := &contentLengthValue{n: n, header: []string{strconv.Itoa(n)}}
+	v.header = v.header[:1:1] // an append by anyone gets a new array
+	slot.Store(v)
+	return v.header
 }
 
 // Header values of every token response. net/http only reads them; a

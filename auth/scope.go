@@ -105,7 +105,7 @@ func parseScope(raw string) (Scope, error) {
 	if len(name) > MaxNameLength {
 		return Scope{}, fmt.Errorf("%w: resource name longer than %d bytes", ErrInvalidScope, MaxNameLength)
 	}
-	s := Scope{Type: typ, Name: name, Actions: []string{}}
+	s := Scope{Type: typ, Name: name, Actions: make([]string, 0, min(strings.Count(actions, ",")+1, MaxActions))}
 	for a := range strings.SplitSeq(actions, ",") {
 		if a == "" || slices.Contains(s.Actions, a) {
 			continue

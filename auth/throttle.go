@@ -187,14 +187,14 @@ func tooMany(wait time.Duration) *Error {
 // records the outcome: a refused credential counts as a failure, a
 // success clears the account's record. Anonymous requests are neither
 // blocked nor counted: they try no credential.
-func (s *Server) identifyThrottled(ctx context.Context, st *state, req *Request) (*identity, *Error) {
+func (s *Server) identifyThrottled(ctx context.Context, st *state, req *Request) (identity, *Error) {
 	if !req.HasCredentials {
 		return st.identify(ctx, req)
 	}
 	if wait := s.throttle.blocked(req.Account, req.IP); wait > 0 {
 		e := tooMany(wait)
 		e.Err = fmt.Errorf("throttled for %v after failed logins", wait.Round(time.Second))
-		return nil, e
+		return identity{}, e
 	}
 	id, e := st.identify(ctx, req)
 	switch {
