@@ -34,10 +34,6 @@ const auditMessage = "token issued"
 // attrs are the record's fields for a slog handler, after time, level and
 // msg.
 func (a *auditRecord) attrs() []slog.Attr {
-	requested := make([]string, len(a.decisions))
-	for i, d := range a.decisions {
-		requested[i] = d.Scope
-	}
 	return []slog.Attr{
 		slog.String("outcome", a.outcome),
 		slog.String("account", a.account),
@@ -46,7 +42,6 @@ func (a *auditRecord) attrs() []slog.Attr {
 		slog.String("grant", a.grant),
 		slog.String("client_id", a.clientID),
 		slog.String("service", a.service),
-		slog.Any("requested", requested),
 		slog.Any("decisions", a.decisions),
 		slog.Bool("refresh_token_issued", a.refreshIssued),
 		slog.Duration("latency", a.latency),
@@ -56,7 +51,7 @@ func (a *auditRecord) attrs() []slog.Attr {
 // appendJSON appends the record as one line, byte for byte what
 // slog.JSONHandler writes for slog.Record{Time: a.time, Level: Info,
 // Message: auditMessage} with attrs(): top-level strings escaped as slog
-// escapes them, the two slices as encoding/json (without HTML escaping)
+// escapes them, the decisions as encoding/json (without HTML escaping)
 // marshals them, the latency in nanoseconds. TestAuditJSONMatchesSlog
 // holds it to that.
 func (a *auditRecord) appendJSON(b []byte) []byte {
@@ -78,14 +73,7 @@ func (a *auditRecord) appendJSON(b []byte) []byte {
 	b = jsontext.AppendSlogString(b, a.clientID)
 	b = append(b, `,"service":`...)
 	b = jsontext.AppendSlogString(b, a.service)
-	b = append(b, `,"requested":[`...)
-	for i, d := range a.decisions {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsontext.AppendString(b, d.Scope)
-	}
-	b = append(b, `],"decisions":[`...)
+	b = append(b, `,"decisions":[`...)
 	for i, d := range a.decisions {
 		if i > 0 {
 			b = append(b, ',')

@@ -163,7 +163,7 @@ func TestAuditLog(t *testing.T) {
 			json.Unmarshal([]byte(l), &line)
 		}
 	}
-	for _, key := range []string{"account", "client_ip", "service", "requested", "decisions", "authenticator", "grant", "latency", "outcome"} {
+	for _, key := range []string{"account", "client_ip", "service", "decisions", "authenticator", "grant", "latency", "outcome"} {
 		if _, ok := line[key]; !ok {
 			t.Errorf("audit line lacks %s: %v", key, line)
 		}
