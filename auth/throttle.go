@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/config"
@@ -27,6 +28,12 @@ type throttle struct {
 	pairs    map[pairKey]*failures
 	ips      map[netip.Addr]*failures
 	disabled bool
+
+	// Read without mu on every request: the latest end of any block
+	// (UnixNano; a request after it cannot be blocked) and whether any
+	// record exists (succeed has nothing to clear otherwise).
+	blockedUntil atomic.Int64
+	records      atomic.Int64
 }
 
 type throttleSettings struct {
@@ -70,12 +77,15 @@ func (t *throttle) configure(c config.Throttle) {
 // blocked returns how long the (account, ip) pair or the ip is still
 // blocked; 0 means go ahead.
 func (t *throttle) blocked(account string, ip netip.Addr) time.Duration {
+	now := t.now()
+	if now.UnixNano() >= t.blockedUntil.Load() {
+		return 0 // no block reaches this far: no lock, no lookups
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.disabled {
 		return 0
 	}
-	now := t.now()
 	var wait time.Duration
 	if f := t.ips[ip]; f != nil {
 		wait = max(wait, f.until.Sub(now))
@@ -115,6 +125,7 @@ func (t *throttle) fail(account string, ip netip.Addr) {
 		}
 		t.record(f, t.set.pairLimit, now)
 	}
+	t.records.Store(int64(len(t.pairs) + len(t.ips)))
 }
 
 func (t *throttle) record(f *failures, limit int, now time.Time) {
@@ -129,15 +140,22 @@ func (t *throttle) record(f *failures, limit int, now time.Time) {
 			d *= 2
 		}
 		f.until = now.Add(min(d, t.set.maxDelay))
+		if u := f.until.UnixNano(); u > t.blockedUntil.Load() {
+			t.blockedUntil.Store(u) // under mu: no lost update
+		}
 	}
 }
 
 // succeed clears the (account, IP) record after a successful login.
 func (t *throttle) succeed(account string, ip netip.Addr) {
+	if t.records.Load() == 0 {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.pairs) > 0 {
 		delete(t.pairs, pairKey{account, ip})
+		t.records.Store(int64(len(t.pairs) + len(t.ips)))
 	}
 }
 
