@@ -108,12 +108,53 @@ type ACL struct {
 	logger   *slog.Logger
 	cache    *regexCache
 
-	// byAccount holds, per literal account, the indexes of the rules whose
-	// account is exactly that literal; generic holds every other rule.
-	// Decide merges the request account's bucket with generic in index
-	// order, so first-match order is kept while most rules are skipped.
+	// The index. byAccount holds, per literal account, the indexes of the
+	// rules whose account is exactly that literal. The other rules are
+	// held by the text every name they match starts with, byPrefix (per
+	// non-empty name prefix), or else ends with, bySuffix; anyName holds
+	// those with neither. Decide merges the request account's bucket,
+	// anyName and the lists of the name's own prefixes and suffixes in
+	// index order, so first-match order is kept while most rules are never
+	// looked at.
 	byAccount map[string][]int32
-	generic   []int32
+	byPrefix  affixIndex
+	bySuffix  affixIndex
+	anyName   []int32
+}
+
+// affixIndex holds rule indexes by a name prefix or suffix.
+type affixIndex struct {
+	lists map[string][]int32
+	lens  []int // the distinct lengths of the keys, ascending
+}
+
+func (x *affixIndex) add(affix string, rule int32) {
+	if x.lists == nil {
+		x.lists = make(map[string][]int32)
+	}
+	if _, seen := x.lists[affix]; !seen && !slices.Contains(x.lens, len(affix)) {
+		x.lens = append(x.lens, len(affix))
+		slices.Sort(x.lens)
+	}
+	x.lists[affix] = append(x.lists[affix], rule)
+}
+
+// appendLists appends the lists of the affixes of name that key: its
+// prefixes, or with suffix its suffixes.
+func (x *affixIndex) appendLists(lists [][]int32, name string, suffix bool) [][]int32 {
+	for _, n := range x.lens {
+		if n > len(name) {
+			break
+		}
+		key := name[:n]
+		if suffix {
+			key = name[len(name)-n:]
+		}
+		if l := x.lists[key]; len(l) > 0 {
+			lists = append(lists, l)
+		}
+	}
+	return lists
 }
 
 // Option configures Compile.
@@ -177,15 +218,40 @@ func Compile(rules []Rule, opts ...Option) (*ACL, error) {
 	for _, w := range a.warnings {
 		a.logger.Warn("acl: " + w)
 	}
+	a.index(o.noIndex)
+	return a, nil
+}
+
+// index fills the rule index; with noIndex every rule goes to anyName.
+func (a *ACL) index(noIndex bool) {
 	for i := range a.rules {
-		acc := a.rules[i].account
-		if !o.noIndex && acc != nil && acc.kind == kindLiteral {
-			a.byAccount[acc.lit] = append(a.byAccount[acc.lit], int32(i))
-		} else {
-			a.generic = append(a.generic, int32(i))
+		r := &a.rules[i]
+		switch {
+		case noIndex:
+			a.anyName = append(a.anyName, int32(i))
+		case r.account != nil && r.account.kind == kindLiteral:
+			a.byAccount[r.account.lit] = append(a.byAccount[r.account.lit], int32(i))
+		case r.namePrefix != "":
+			a.byPrefix.add(r.namePrefix, int32(i))
+		case r.nameSuffix != "":
+			a.bySuffix.add(r.nameSuffix, int32(i))
+		default:
+			a.anyName = append(a.anyName, int32(i))
 		}
 	}
-	return a, nil
+}
+
+// candidates appends to lists the index lists that can hold a rule
+// matching account and name: each is in ascending rule order.
+func (a *ACL) candidates(lists [][]int32, account, name string) [][]int32 {
+	if b := a.byAccount[account]; len(b) > 0 {
+		lists = append(lists, b)
+	}
+	if len(a.anyName) > 0 {
+		lists = append(lists, a.anyName)
+	}
+	lists = a.byPrefix.appendLists(lists, name, false)
+	return a.bySuffix.appendLists(lists, name, true)
 }
 
 // Len returns the number of rules.
@@ -213,16 +279,23 @@ func (a *ACL) Decide(req *Request) Decision {
 		return none
 	}
 	e := env{req: req, ip: req.IP.Unmap().WithZone(""), cache: a.cache}
-	bucket, generic := a.byAccount[req.Account], a.generic
-	for len(bucket) > 0 || len(generic) > 0 {
-		var k int32
-		if len(generic) == 0 || (len(bucket) > 0 && bucket[0] < generic[0]) {
-			k, bucket = bucket[0], bucket[1:]
-		} else {
-			k, generic = generic[0], generic[1:]
+	var buf [8][]int32
+	lists := a.candidates(buf[:0], req.Account, req.Name)
+	for {
+		// The smallest head of the lists is the next rule in order.
+		next := -1
+		for i, l := range lists {
+			if len(l) > 0 && (next < 0 || l[0] < lists[next][0]) {
+				next = i
+			}
 		}
+		if next < 0 {
+			break
+		}
+		k := lists[next][0]
+		lists[next] = lists[next][1:]
 		r := &a.rules[k]
-		if !strings.HasPrefix(req.Name, r.namePrefix) {
+		if !strings.HasPrefix(req.Name, r.namePrefix) || !strings.HasSuffix(req.Name, r.nameSuffix) {
 			continue // cannot match: most rules of a long list end here
 		}
 		if r.matches(&e) {

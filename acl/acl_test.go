@@ -254,7 +254,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 	accounts := []string{"", "alice", "bob", "carol", "a.b", "*"}
 	patterns := []string{"alice", "bob", "carol", "", "*", "/^b/", "${name}", "a*", "/.+/"}
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	for round := range 200 {
+	for round := range 500 {
 		rules := make([]Rule, 1+rng.IntN(30))
 		for i := range rules {
 			m := &Match{}
@@ -262,7 +262,11 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 				m.Account = str(pick(patterns))
 			}
 			if rng.IntN(2) == 0 {
-				m.Name = str(pick([]string{"${account}/*", "x/*", "*/*", "x/app"}))
+				// Name prefixes of several lengths, shared and nested, and
+				// names without one (placeholder, regex, leading glob).
+				m.Name = str(pick([]string{"${account}/*", "x/*", "*/*", "x/app", "xy/*", "x", "x*", "xy/app",
+					"team1/*", "te*", "/^x/", "x/app*", "[x]/*", "*/app", "*app", "*/app/v2", "[x]/app", "*y", "?/app",
+					"*/z", "x*app"}))
 			}
 			rules[i] = Rule{Match: m, Actions: acts(pick([]string{"pull", "push", "*"}))}
 			if rng.IntN(5) == 0 {
@@ -272,7 +276,8 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 		indexed, linear := mustCompile(t, rules), mustCompile(t, rules, withoutIndex())
 		for range 20 {
 			acc := pick(accounts)
-			req := &Request{Account: acc, Name: pick([]string{acc + "/app", "x/app", "y/z"}), Actions: pullPush}
+			req := &Request{Account: acc, Name: pick([]string{acc + "/app", "x/app", "y/z", "xy/app", "x", "", "te/a",
+				"team1/z", "x/app/v2", "xy"}), Actions: pullPush}
 			if g, w := indexed.Decide(req), linear.Decide(req); !reflect.DeepEqual(g, w) {
 				t.Fatalf("round %d: %+v: indexed %+v, linear %+v", round, req, g, w)
 			}

@@ -76,18 +76,27 @@ func BenchmarkCompile10000(b *testing.B) {
 // BenchmarkDecideLatency measures the distribution of single decisions on
 // 10,000-rule policies, not only the mean: every Decide is timed on its own
 // and the p50, p99 and p99.9 are reported (the two clock reads, ~40 ns,
-// are included). "indexed" is benchPolicy as Compile builds it; "generic"
-// is 10,000 rules no account index can skip (name patterns only), so every
-// request scans the whole list: the worst case for the same size.
+// are included). "indexed" is benchPolicy as Compile builds it (literal
+// accounts); "by-name" is 10,000 rules on names only ("team00042/*"),
+// which the name-prefix index narrows; "by-suffix" 10,000 rules whose
+// names start with a wildcard ("*/team00042"), narrowed by name suffix;
+// "scan" 10,000 rules with neither ("*team00042*"), which no index can
+// narrow: every request runs every rule, the worst case for the size.
 //
 //	go test -run '^$' -bench BenchmarkDecideLatency ./acl
 func BenchmarkDecideLatency(b *testing.B) {
 	rules, last := benchPolicy(10000)
-	generic := make([]Rule, 0, 10000)
-	for i := 0; len(generic) < 9999; i++ {
-		generic = append(generic, Rule{Match: &Match{Name: str(fmt.Sprintf("team%05d/*", i))}, Actions: acts("pull", "push")})
+	byName := make([]Rule, 0, 10000)
+	bySuffix := make([]Rule, 0, 10000)
+	scan := make([]Rule, 0, 10000)
+	for i := 0; len(byName) < 9999; i++ {
+		byName = append(byName, Rule{Match: &Match{Name: str(fmt.Sprintf("team%05d/*", i))}, Actions: acts("pull", "push")})
+		bySuffix = append(bySuffix, Rule{Match: &Match{Name: str(fmt.Sprintf("*/team%05d", i))}, Actions: acts("pull", "push")})
+		scan = append(scan, Rule{Match: &Match{Name: str(fmt.Sprintf("*team%05d*", i))}, Actions: acts("pull", "push")})
 	}
-	generic = append(generic, Rule{Match: &Match{Name: str("public/*")}, Actions: acts("pull")})
+	byName = append(byName, Rule{Match: &Match{Name: str("public/*")}, Actions: acts("pull")})
+	bySuffix = append(bySuffix, Rule{Match: &Match{Name: str("*/base")}, Actions: acts("pull")})
+	scan = append(scan, Rule{Match: &Match{Name: str("*base*")}, Actions: acts("pull")})
 	cases := []struct {
 		name  string
 		rules []Rule
@@ -97,8 +106,13 @@ func BenchmarkDecideLatency(b *testing.B) {
 		{"indexed/public-last", rules, Request{Account: last, Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
 		{"indexed/no-match", rules, Request{Account: "mallory", Type: "repository", Name: "x/y", Service: "registry", IP: netip.MustParseAddr("192.0.2.1"), Actions: pullPush}},
 		{"indexed/labels", rules, Request{Account: "bob", Type: "repository", Name: "sre/tool", Service: "registry", Labels: map[string][]string{"group": {"dev", "ops", "sre"}}, Actions: pullPush}},
-		{"generic/last-rule", generic, Request{Account: "alice", Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
-		{"generic/no-match", generic, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
+		{"by-name/near-end", byName, Request{Account: "alice", Type: "repository", Name: "team09990/app", Service: "registry", Actions: pull}},
+		{"by-name/last-rule", byName, Request{Account: "alice", Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
+		{"by-name/no-match", byName, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
+		{"by-suffix/last-rule", bySuffix, Request{Account: "alice", Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
+		{"by-suffix/no-match", bySuffix, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
+		{"scan/last-rule", scan, Request{Account: "alice", Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
+		{"scan/no-match", scan, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
 	}
 	for _, c := range cases {
 		a := mustCompile(b, c.rules)

@@ -158,6 +158,17 @@ func compileRegex(src, body string) (*regexp.Regexp, error) {
 	return r, nil
 }
 
+// literalSuffix is text every string that a kindLiteral or kindGlob
+// pattern matches ends with: the literal, or the glob's trailing run of
+// plain characters. The run stops at any of *?[]\, which is conservative
+// for an escaped character (a shorter suffix, never a wrong one).
+func literalSuffix(p *pattern) string {
+	if p.kind == kindLiteral {
+		return p.lit
+	}
+	return p.lit[strings.LastIndexAny(p.lit, `*?[]\`)+1:]
+}
+
 // regexShape names the unanchored regexes whose matches need no regexp
 // engine.
 type regexShape uint8

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -173,6 +174,38 @@ func TestRegexShapes(t *testing.T) {
 			for _, s := range shortcutInputs {
 				if got, want := p.match(s, nil), p.re.MatchString(s); got != want {
 					t.Errorf("/%s/ on %q: %v, the regexp says %v", tt.body, s, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLiteralSuffix(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"alice/app", "alice/app"},
+		{"*/app", "/app"},
+		{"team/*", ""},
+		{"[abc]def", "def"},
+		{"x[^a]y", "y"},
+		{`a\*bc`, "bc"},
+		{`ab\c`, "c"},
+		{"a?b", "b"},
+		{"*", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			p, err := compilePattern(tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := literalSuffix(p)
+			if got != tt.want {
+				t.Fatalf("literalSuffix(%q) = %q, want %q", tt.src, got, tt.want)
+			}
+			// Whatever the glob matches ends with it.
+			for _, s := range []string{"alice/app", "x/app", "adef", "x]y", "a*bc", "abc", "axb", "y/app"} {
+				if ok, _ := path.Match(p.lit, s); ok && p.kind == kindGlob && !strings.HasSuffix(s, got) {
+					t.Errorf("%q matches %q, which does not end with %q", tt.src, s, got)
 				}
 			}
 		})

@@ -19,6 +19,9 @@ type rule struct {
 	// literal name, or its name glob up to the first metacharacter), so
 	// Decide can pass over most rules of a long list without running them.
 	namePrefix string
+	// nameSuffix is, likewise, text every name the rule matches ends with
+	// (the literal run after the glob's last metacharacter).
+	nameSuffix string
 	checks     []check // every constraint, cheapest first
 	captures   bool    // some check records regex submatches
 	actions    actionSet
@@ -151,7 +154,7 @@ func compileRule(i int, in *Rule, warnings *[]string) (rule, error) {
 	}
 	r.account = fields[fieldAccount]
 	if p := fields[fieldName]; p != nil && (p.kind == kindLiteral || p.kind == kindGlob) {
-		r.namePrefix = p.prefix
+		r.namePrefix, r.nameSuffix = p.prefix, literalSuffix(p)
 	}
 
 	if m.IP != nil {
