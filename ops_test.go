@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -236,6 +237,30 @@ func TestReloadUnderLoad(t *testing.T) {
 	// Two broken versions; the file watch may notice one before SIGHUP does.
 	if got, _ := strconv.Atoi(metric(`gatehouse_config_reloads_total{result="failure"}`)); got < 2 {
 		t.Errorf("failed reloads = %d, want at least 2\n%s", got, logs.String())
+	}
+	// Audit lines, written straight to the log by the JSON encoder while
+	// slog wrote the reload lines to the same writer: every line whole and
+	// valid JSON, the audit lines with their fields.
+	time.Sleep(50 * time.Millisecond) // past the log writer's batch delay
+	audits := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON (%v): %q", err, line)
+		}
+		if rec["msg"] != "token issued" {
+			continue
+		}
+		audits++
+		if rec["level"] != "INFO" || rec["account"] != "alice" || rec["authenticator"] != "static" || rec["client_ip"] != "127.0.0.1" {
+			t.Fatalf("audit line %q", line)
+		}
+		if _, ok := rec["decisions"].([]any); !ok {
+			t.Fatalf("audit line without decisions: %q", line)
+		}
+	}
+	if audits < int(ok.Load()) {
+		t.Errorf("%d audit lines for %d tokens issued under load", audits, ok.Load())
 	}
 	t.Logf("%d requests, none failed, across 20 reloads", ok.Load())
 }
