@@ -83,9 +83,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 // it finishes a request that was in flight, then exits 0 with its listener
 // closed.
 func TestServeAndSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	testutil.SkipIfShort(t, "builds the binary")
 	dir := t.TempDir()
 	bin := gatehouseBinary(t)
 	port := freePort(t)

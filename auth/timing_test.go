@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestUnknownAccountCostsLikeAWrongPassword compares the response times of
@@ -14,9 +16,7 @@ import (
 // must spend one bcrypt comparison at the configured cost, so their medians
 // agree within 20% and timing does not reveal which accounts exist.
 func TestUnknownAccountCostsLikeAWrongPassword(t *testing.T) {
-	if testing.Short() {
-		t.Skip("times bcrypt comparisons")
-	}
+	testutil.SkipIfShort(t, "times bcrypt comparisons")
 	const cost = 9 // ~30 ms a comparison: well above scheduling noise
 	hash, _ := bcrypt.GenerateFromPassword([]byte("alicepw"), cost)
 	env := newOAuthEnv(t)
