@@ -22,15 +22,14 @@ import (
 )
 
 // HTTP server limits: a token request is small and quick. Headers and body
-// share one read deadline: net/http then sets it once per request instead
-// of twice (a timer update each).
+// share one read deadline (readTimeout is also the header timeout): net/http
+// then sets it once per request instead of twice (a timer update each).
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = readHeaderTimeout
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 1 << 20 // a hard cap; the handler refuses more than auth.MaxHeaderLength with an errcode body
-	drainTimeout      = 30 * time.Second
+	readTimeout    = 10 * time.Second
+	writeTimeout   = 30 * time.Second
+	idleTimeout    = 120 * time.Second
+	maxHeaderBytes = 1 << 20 // a hard cap; the handler refuses more than auth.MaxHeaderLength with an errcode body
+	drainTimeout   = 30 * time.Second
 )
 
 // newLogger makes the process logger from the log: section; the level can
@@ -118,7 +117,7 @@ func serve(path string, stderr io.Writer) int {
 			logger.Error("cannot listen for metrics", "addr", cfg.Server.MetricsAddr, "err", err)
 			return 1
 		}
-		ms := &http.Server{Handler: metricsMux(srv), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
+		ms := &http.Server{Handler: metricsMux(srv), ReadHeaderTimeout: readTimeout, IdleTimeout: idleTimeout}
 		servers = append(servers, ms)
 		go func() { errc <- ms.Serve(mln) }()
 	}
@@ -159,7 +158,7 @@ func metricsMux(srv *auth.Server) http.Handler {
 func newHTTPServer(sc config.Server, h http.Handler, cert *atomic.Pointer[tls.Certificate], logger *slog.Logger) *http.Server {
 	hs := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: readTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,

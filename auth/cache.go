@@ -76,9 +76,10 @@ func (c *credCache) mac(password string) (sum [sha256.Size]byte) {
 }
 
 // do runs check once for concurrent callers with the same key and
-// remembers a success. The labels are shared by every caller and the
-// cache: nobody may modify them (the ACL only reads them). shared reports whether the answer came from the
+// remembers a success. shared reports whether the answer came from the
 // cache or from another caller's check rather than from running check.
+// The labels are shared by every caller and the cache: nobody may modify
+// them (the ACL only reads them).
 func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels authn.Labels, shared bool, err error) {
 	c.mu.Lock()
 	if e, ok := c.entries[k]; ok && c.now().Before(e.expires) {

@@ -3,6 +3,7 @@ package auth
 import (
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,8 +129,8 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 func (m *Metrics) observeRequest(outcome, grant string, d time.Duration) {
-	i := indexOf(outcomeValues[:], outcome)
-	j := indexOf(grantValues[:], grant)
+	i := slices.Index(outcomeValues[:], outcome)
+	j := slices.Index(grantValues[:], grant)
 	if i < 0 || j < 0 { // not one of the fixed values: a bug, but still counted
 		m.requests.WithLabelValues(outcome, grant).Inc()
 		m.duration.WithLabelValues(outcome).Observe(d.Seconds())
@@ -137,17 +138,6 @@ func (m *Metrics) observeRequest(outcome, grant string, d time.Duration) {
 	}
 	m.byOutcome[i].byGrant[j].Inc()
 	m.byOutcome[i].duration.Observe(d.Seconds())
-}
-
-// indexOf is the index of s in values, -1 when absent. The lists are a
-// few short constants: a scan beats a map.
-func indexOf(values []string, s string) int {
-	for i, v := range values {
-		if v == s {
-			return i
-		}
-	}
-	return -1
 }
 
 func (m *Metrics) observeStage(stage, backend string, d time.Duration) {

@@ -87,8 +87,7 @@ func contentLength(n int) []string {
 	if v := slot.Load(); v != nil && v.n == n {
 		return v.header
 	}
-	v := &contentLengthValue{n: n, header: []string{strconv.Itoa(n)}}
-	v.header = v.header[:1:1] // an append by anyone gets a new array
+	v := &contentLengthValue{n: n, header: []string{strconv.Itoa(n)}} // len = cap: an append gets a new array
 	slot.Store(v)
 	return v.header
 }

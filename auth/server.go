@@ -33,8 +33,7 @@ const RequestTimeout = 10 * time.Second
 type Server struct {
 	state    atomic.Pointer[state]
 	logger   *slog.Logger
-	auditW   io.Writer // WithJSONAuditLog
-	audit    auditLog
+	audit    auditLog // its logger is set by New
 	now      func() time.Time
 	version  string
 	metrics  *Metrics
@@ -72,7 +71,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 // costs a few microseconds less than going through the logger. The
 // logger's level still decides whether it is written; every other line
 // goes through the logger.
-func WithJSONAuditLog(w io.Writer) Option { return func(s *Server) { s.auditW = w } }
+func WithJSONAuditLog(w io.Writer) Option { return func(s *Server) { s.audit.w = w } }
 
 // WithClock sets the clock used for token times (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
@@ -88,7 +87,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	s.audit = auditLog{logger: s.logger, w: s.auditW}
+	s.audit.logger = s.logger
 	s.metrics = newMetrics(s.version)
 	s.throttle = newThrottle(s.now)
 	st, err := s.build(cfg)
