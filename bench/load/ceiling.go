@@ -22,7 +22,9 @@ var ceilingAccess = []token.Access{{Type: "repository", Name: "alice/app", Actio
 // serveCeiling is the bare server the Gatehouse cases are compared with:
 // one token per request, signed by the token package's Signer with the
 // same key, issuer, expiration, kid and x5c as Gatehouse, written in the
-// same JSON shape; no parsing, authentication, ACL, metrics or logging.
+// same JSON shape with the same headers (a token response is not to be
+// cached, RFC 6749 §5.1, so Gatehouse and the ceiling both say no-store);
+// no parsing, authentication, ACL, metrics or logging.
 func serveCeiling(args []string) int {
 	fs := flag.NewFlagSet(ceilingCommand, flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
@@ -58,6 +60,7 @@ func serveCeiling(args []string) int {
 		body = append(body, `"}`...)
 		hd := w.Header()
 		hd.Set("Content-Type", "application/json")
+		hd.Set("Cache-Control", "no-store") // RFC 6749 §5.1: a token response must not be cached
 		hd.Set("Content-Length", strconv.Itoa(len(body)))
 		_, _ = w.Write(body)
 	})

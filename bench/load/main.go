@@ -24,8 +24,11 @@
 // Everything listens on 127.0.0.1 only. Each case runs -warmup plus
 // -duration (2 s + 10 s by default; at most 30 s together). The cases of
 // one key and connection count (the ceiling among them) run as separate
-// processes side by side and are measured in turns, five slices each, so
-// that other work on the machine weighs on them alike. Besides tokens/s,
+// processes side by side and are measured in turns, ten slices each, each
+// round starting with the next case, so that other work on the machine
+// weighs on them alike; a case's ratio to the ceiling is the median of its
+// ten per-round ratios. -compare runs the Gatehouse cases again with other
+// binaries in the same turns, to measure a change. Besides tokens/s,
 // latency and peak RSS, each row has the CPU time (user + system, from
 // /proc) that the server and the client spent per token. Gatehouse logs at
 // level info in JSON (the audit line of every token is part of the cost)
@@ -72,6 +75,7 @@ type caseSpec struct {
 	ldap      bool
 	noCache   bool
 	wantGrant string // the access the token must carry, "type:name:actions"
+	bin       string // a Gatehouse binary other than the one under test (-compare)
 }
 
 var allCases = []caseSpec{
@@ -101,9 +105,30 @@ type result struct {
 	// (the client) during the measurement.
 	serverCPU, clientCPU time.Duration
 	skipped              string
+	sliceRates           []float64 // tokens/s of each round's slice, in round order
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// ratioTo is r's throughput relative to the ceiling c of the same group:
+// the median, over the rounds, of r's tokens/s in a round divided by c's
+// in the same round. The two slices of a round ran seconds apart, so a
+// burst of other work on the machine that hits one round moves one
+// paired ratio, not the result.
+func ratioTo(r, c result) float64 {
+	if len(r.sliceRates) == 0 || len(r.sliceRates) != len(c.sliceRates) {
+		return r.rate() / c.rate()
+	}
+	q := make([]float64, len(r.sliceRates))
+	for i := range q {
+		q[i] = r.sliceRates[i] / c.sliceRates[i]
+	}
+	slices.Sort(q)
+	if n := len(q); n%2 == 0 {
+		return (q[n/2-1] + q[n/2]) / 2
+	}
+	return q[len(q)/2]
+}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == ceilingCommand {
@@ -121,6 +146,7 @@ type options struct {
 	logLevel         string
 	keep             bool
 	gatehouse        string
+	compare          string
 }
 
 func parseFlags() (*options, error) {
@@ -134,6 +160,7 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&o.logLevel, "log-level", "info", "Gatehouse's log level; info writes the audit line of every token, warn shows what it costs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configurations, keys, logs)")
 	flag.StringVar(&o.gatehouse, "gatehouse", "", "a gatehouse binary to run instead of building one")
+	flag.StringVar(&o.compare, "compare", "", "other gatehouse binaries, comma-separated: each Gatehouse case also runs with each, as NAME-b, NAME-c…, in the same turns")
 	flag.Parse()
 	if o.duration <= 0 || o.warmup < 0 || o.duration+o.warmup > maxCaseTime {
 		return nil, fmt.Errorf("-warmup plus -duration must be positive and at most %v", maxCaseTime)
@@ -157,6 +184,20 @@ func parseFlags() (*options, error) {
 			return nil, fmt.Errorf("-cases: unknown case %q", name)
 		}
 		o.cases = append(o.cases, allCases[i])
+	}
+	if o.compare != "" {
+		base := o.cases
+		for i, bin := range strings.Split(o.compare, ",") {
+			if _, err := os.Stat(bin); err != nil {
+				return nil, fmt.Errorf("-compare: %w", err)
+			}
+			for _, c := range base {
+				if !c.ceiling {
+					c.name, c.bin = fmt.Sprintf("%s-%c", c.name, 'b'+i), bin
+					o.cases = append(o.cases, c)
+				}
+			}
+		}
 	}
 	if o.logTo != "file" && o.logTo != "discard" {
 		return nil, fmt.Errorf("-log: want file or discard")
@@ -299,7 +340,7 @@ func runAll(ctx context.Context, o *options, dir string) ([]result, error) {
 // cases of a group take turns, slice by slice, so a change in the
 // machine's background load during the run affects them alike, and each
 // case's ratio to the ceiling compares measurements made side by side.
-const rounds = 5
+const rounds = 10
 
 // server is one running server process of a group.
 type server struct {
@@ -343,13 +384,17 @@ func runGroup(ctx context.Context, o *options, dir, bin, self string, kp keyPair
 		drive(ctx, s.tr, s.url, s.c.user, s.c.password, conns, o.warmup)
 	}
 	slice := o.duration / rounds
-	for range rounds {
-		for _, s := range servers {
+	for round := range rounds {
+		// Each round starts with the next case, so no case always
+		// follows the same one.
+		for i := range servers {
+			s := servers[(round+i)%len(servers)]
 			srv0, cli0 := processCPU(s.cmd.Process.Pid), processCPU(os.Getpid())
 			d := drive(ctx, s.tr, s.url, s.c.user, s.c.password, conns, slice)
 			s.res.serverCPU += processCPU(s.cmd.Process.Pid) - srv0
 			s.res.clientCPU += processCPU(os.Getpid()) - cli0
 			s.lat = append(s.lat, d.lat...)
+			s.res.sliceRates = append(s.res.sliceRates, float64(len(d.lat))/d.elapsed.Seconds())
 			s.res.errs += d.errs
 			s.res.elapsed += d.elapsed
 			if s.res.firstErr == "" {
@@ -416,6 +461,9 @@ func startServer(o *options, dir, bin, self string, kp keyPair, hash string, sla
 		cfgPath := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.yml", c.name, kp.name, conns))
 		if err := os.WriteFile(cfgPath, []byte(gatehouseConfig(co)), 0o600); err != nil {
 			return nil, err
+		}
+		if c.bin != "" {
+			bin = c.bin
 		}
 		s.cmd = exec.Command(bin, "serve", cfgPath)
 	}
@@ -632,7 +680,7 @@ func mb(kb int64) string { return strconv.FormatFloat(float64(kb)/1024, 'f', 1, 
 func printRow(w io.Writer, r result, before []result) {
 	ratio := ""
 	if c, ok := ceilingOf(r, before); ok && !r.c.ceiling {
-		ratio = fmt.Sprintf("  %5.1f%% of ceiling, p99 %.2f× ceiling's", 100*r.rate()/c.rate(), float64(r.p99)/float64(c.p99))
+		ratio = fmt.Sprintf("  %5.1f%% of ceiling, p99 %.2f× ceiling's", 100*ratioTo(r, c), float64(r.p99)/float64(c.p99))
 	}
 	errs := ""
 	if r.errs > 0 {
@@ -653,7 +701,7 @@ func printTable(w io.Writer, results []result) {
 		}
 		ratio, p99 := "", ""
 		if c, ok := ceilingOf(r, results); ok && !r.c.ceiling {
-			ratio = fmt.Sprintf("%.1f%%", 100*r.rate()/c.rate())
+			ratio = fmt.Sprintf("%.1f%%", 100*ratioTo(r, c))
 			p99 = fmt.Sprintf("%.2f×", float64(r.p99)/float64(c.p99))
 		}
 		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %s | %s |\n",
@@ -682,7 +730,7 @@ func printTargets(w io.Writer, results []result) {
 		// The ratio target is for anonymous and cached-user tokens: the
 		// static user and the LDAP user with the cache on.
 		if r.c.name == "static" || r.c.name == "anonymous" || r.c.name == "ldap-cached" {
-			ratio := r.rate() / c.rate()
+			ratio := ratioTo(r, c)
 			fmt.Fprintf(w, "  %s %-11s %-8s %2d conns: %.1f%% of the ceiling (target ≥ 90%%)\n", mark(ratio >= 0.9), r.c.name, r.key, r.conns, 100*ratio)
 		}
 		if (r.c.name == "static" || r.c.name == "ldap-cached") && r.key == "P-256" && r.conns == 64 {
