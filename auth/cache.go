@@ -42,9 +42,10 @@ type cacheEntry struct {
 
 // flightCall is a check in progress that identical requests wait for.
 type flightCall struct {
-	done   chan struct{}
-	labels authn.Labels
-	err    error
+	done    chan struct{}
+	labels  authn.Labels
+	expires time.Time
+	err     error
 }
 
 // newCredCache returns nil (no caching) when ttl is 0.
@@ -77,19 +78,20 @@ func (c *credCache) mac(password string) (sum [sha256.Size]byte) {
 
 // do runs check once for concurrent callers with the same key and
 // remembers a success. shared reports whether the answer came from the
-// cache or from another caller's check rather than from running check.
-// The labels are shared by every caller and the cache: nobody may modify
-// them (the ACL only reads them).
-func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels authn.Labels, shared bool, err error) {
+// cache or from another caller's check rather than from running check;
+// expires is when the cached success stops being used. The labels are
+// shared by every caller and the cache: nobody may modify them (the ACL
+// only reads them).
+func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels authn.Labels, expires time.Time, shared bool, err error) {
 	c.mu.Lock()
 	if e, ok := c.entries[k]; ok && c.now().Before(e.expires) {
 		c.mu.Unlock()
-		return e.labels, true, nil
+		return e.labels, e.expires, true, nil
 	}
 	if f, ok := c.flight[k]; ok {
 		c.mu.Unlock()
 		<-f.done
-		return f.labels, true, f.err
+		return f.labels, f.expires, true, f.err
 	}
 	f := &flightCall{done: make(chan struct{})}
 	c.flight[k] = f
@@ -103,27 +105,33 @@ func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels a
 		if len(c.entries) >= c.max {
 			c.evict()
 		}
-		c.entries[k] = cacheEntry{labels: f.labels, expires: c.now().Add(c.ttl)}
+		f.expires = c.now().Add(c.ttl)
+		c.entries[k] = cacheEntry{labels: f.labels, expires: f.expires}
 	}
 	c.mu.Unlock()
 	close(f.done)
-	return f.labels, false, f.err
+	return f.labels, f.expires, false, f.err
 }
 
-// evict makes room: expired entries go first; if none, an arbitrary eighth
-// of the entries (map order is random). Called with c.mu held.
+// evict makes room. Called with c.mu held.
 func (c *credCache) evict() {
-	now := c.now()
-	for k, e := range c.entries {
-		if !now.Before(e.expires) {
-			delete(c.entries, k)
+	evictFrom(c.entries, c.max, c.now(), func(e cacheEntry) time.Time { return e.expires })
+}
+
+// evictFrom makes room in m, a cache bounded to max entries: expired
+// entries go first; if none, an arbitrary eighth of the entries (map order
+// is random).
+func evictFrom[K comparable, V any](m map[K]V, max int, now time.Time, expires func(V) time.Time) {
+	for k, e := range m {
+		if !now.Before(expires(e)) {
+			delete(m, k)
 		}
 	}
-	for k := range c.entries {
-		if len(c.entries) < c.max-c.max/8 {
+	for k := range m {
+		if len(m) < max-max/8 {
 			break
 		}
-		delete(c.entries, k)
+		delete(m, k)
 	}
 }
 

@@ -168,14 +168,19 @@ func TestCheckLimiter(t *testing.T) {
 func TestCacheClearedOnReload(t *testing.T) {
 	env := newOAuthEnv(t)
 	s := env.server("", "")
-	get(s, "service=registry", "alice", "alicepw")
-	get(s, "service=registry", "alice", "alicepw")
+	get(s, "service=registry", "alice", "alicepw")                                 // both caches miss
+	get(s, "service=registry", "alice", "alicepw")                                 // the same request: grant cache
+	get(s, "service=registry&scope=repository:alice/app:pull", "alice", "alicepw") // another request: credential cache
 	if err := s.Reload(s.Config()); err != nil {
 		t.Fatal(err)
 	}
-	get(s, "service=registry", "alice", "alicepw")
+	get(s, "service=registry", "alice", "alicepw") // both caches are new: misses
 	m := do(s, httptest.NewRequest(http.MethodGet, "/metrics", nil)).raw
-	for _, want := range []string{`gatehouse_credential_cache_requests_total{result="miss"} 2`, `gatehouse_credential_cache_requests_total{result="hit"} 1`} {
+	for _, want := range []string{
+		`gatehouse_credential_cache_requests_total{result="miss"} 2`,
+		`gatehouse_credential_cache_requests_total{result="hit"} 1`,
+		`gatehouse_grant_cache_hits_total 1`,
+	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
@@ -186,8 +191,8 @@ func TestCacheOff(t *testing.T) {
 	env := newOAuthEnv(t)
 	env.top = "cache: {ttl: 0}\n"
 	s := env.server("", "")
-	if s.state.Load().chain.cache != nil {
-		t.Fatal("cache.ttl: 0 must turn the cache off")
+	if s.state.Load().chain.cache != nil || s.state.Load().grants != nil {
+		t.Fatal("cache.ttl: 0 must turn both caches off")
 	}
 	get(s, "service=registry", "alice", "alicepw")
 	get(s, "service=registry", "alice", "alicepw")

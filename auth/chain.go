@@ -27,6 +27,10 @@ type identity struct {
 	Account string
 	Labels  authn.Labels
 	Backend string // the authenticator that answered
+	// until is when the credential cache stops vouching for the password
+	// check; zero when the check was not cached (anonymous, refresh
+	// token, cache off).
+	until time.Time
 }
 
 // chainOptions are the cache and limiter settings of a chain.
@@ -97,12 +101,12 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 		if k, ok := b.(authn.Knower); ok && !k.Knows(account) {
 			continue // what its Authenticate would say, without the cache or a check slot
 		}
-		labels, err := c.check(ctx, b, account, password, mac)
+		labels, until, err := c.check(ctx, b, account, password, mac)
 		switch {
 		case errors.Is(err, errBusy):
 			return identity{}, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
-			return identity{Account: account, Labels: labels, Backend: b.Name()}, nil
+			return identity{Account: account, Labels: labels, Backend: b.Name(), until: until}, nil
 		case errors.Is(err, authn.ErrNoMatch):
 			continue
 		case errors.Is(err, authn.ErrWrongPassword):
@@ -127,8 +131,9 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 
 // check asks one backend, through the credential cache when the request
 // carries credentials (mac is their HMAC), and within a limiter slot when
-// the backend has to do the work. Anonymous requests take neither.
-func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Labels, error) {
+// the backend has to do the work. Anonymous requests take neither. until
+// is when the cached answer expires (zero when mac is nil).
+func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Labels, time.Time, error) {
 	run := func() (authn.Labels, error) {
 		if account != "" {
 			release, err := c.limit.acquire(ctx)
@@ -143,9 +148,10 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 		return labels, err
 	}
 	if mac == nil {
-		return run()
+		labels, err := run()
+		return labels, time.Time{}, err
 	}
-	labels, shared, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
+	labels, until, shared, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
 	if c.metrics != nil && err == nil {
 		if shared {
 			c.metrics.cacheHit.Inc()
@@ -153,7 +159,7 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 			c.metrics.cacheMiss.Inc()
 		}
 	}
-	return labels, err
+	return labels, until, err
 }
 
 // lookup finds account again in the authenticator named backend, without a

@@ -119,6 +119,15 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 	start := s.now()
+	var key grantKey
+	remember := false
+	if r.Method == http.MethodGet && st.grants != nil {
+		var g *grant
+		if g, key, remember = s.cachedGrant(r, st); g != nil {
+			s.serveGrant(w, r, st, g, start)
+			return
+		}
+	}
 	var req *Request
 	var e *Error
 	if r.Method == http.MethodPost {
@@ -145,34 +154,78 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		s.fail(w, r, req, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}, start)
 		return
 	}
-	resp, err := st.respond(req, &id, access)
+	g := &grant{req: req, id: id, access: access, decisions: decisions, complete: complete}
+	if s.issue(ctx, w, r, st, g, start, tSign) && remember && cacheable(req, &id, decisions) {
+		kept := *req
+		kept.Password = ""
+		g.req = &kept
+		st.grants.put(key, g, id.until)
+	}
+}
+
+// cachedGrant looks r up in the grant cache: it returns the grant that
+// answers r, or nil and the key to remember r's answer under, with
+// remember false when r is not to be remembered (malformed: the full path
+// answers it) or is throttled (the full path answers 429).
+func (s *Server) cachedGrant(r *http.Request, st *state) (g *grant, key grantKey, remember bool) {
+	if headerLength(r) > MaxHeaderLength || len(r.URL.RawQuery) > MaxQueryLength {
+		return nil, key, false
+	}
+	ip, e := clientIP(r, st.ipc)
+	if e != nil {
+		return nil, key, false
+	}
+	if key, remember = st.grants.key(r, ip); !remember {
+		return nil, key, false
+	}
+	if g = st.grants.get(key); g != nil && g.req.HasCredentials && s.throttle.blocked(g.id.Account, ip) > 0 {
+		return nil, key, false
+	}
+	return g, key, true
+}
+
+// serveGrant answers a request the grant cache knows: a new token for
+// what the same request was granted before.
+func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, st *state, g *grant, start time.Time) {
+	if g.req.HasCredentials {
+		s.throttle.succeed(g.id.Account, g.req.IP)
+	}
+	s.metrics.grantHit.Inc()
+	s.issue(r.Context(), w, r, st, g, start, start)
+}
+
+// issue signs and writes the token g grants, counts it and writes its
+// audit line. It reports whether a token was issued.
+func (s *Server) issue(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state, g *grant, start, tSign time.Time) bool {
+	resp, err := st.respond(g.req, &g.id, g.access)
 	end := s.now()
 	s.metrics.signStage.Observe(end.Sub(tSign).Seconds())
 	if err != nil {
-		s.fail(w, r, req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}, start)
-		return
+		s.fail(w, r, g.req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}, start)
+		return false
 	}
 	writeJSON(w, &resp)
 	outcome := OutcomeIssued
-	if !complete {
+	if !g.complete {
 		outcome = OutcomeDenied
 	}
 	latency := end.Sub(start)
-	grant := grantName(req)
+	grant := grantName(g.req)
 	s.metrics.observeRequest(outcome, grant, latency)
 	s.audit.write(ctx, &auditRecord{
 		time:          end,
 		outcome:       outcome,
-		account:       id.Account,
-		authenticator: id.Backend,
-		clientIP:      req.IP,
+		account:       g.id.Account,
+		authenticator: g.id.Backend,
+		clientIP:      g.req.IP,
 		grant:         grant,
-		clientID:      req.ClientID,
-		service:       req.Service,
-		decisions:     decisions,
-		refreshIssued: resp.RefreshToken != "" && req.Grant != GrantRefresh,
+		clientID:      g.req.ClientID,
+		service:       g.req.Service,
+		decisions:     g.decisions,
+		refreshIssued: resp.RefreshToken != "" && g.req.Grant != GrantRefresh,
 		latency:       latency,
 	})
+	return true
 }
 
 // fail answers with e, counts it and logs the precise reason.

@@ -41,6 +41,7 @@ type Metrics struct {
 	// hashes the label values on every call.
 	authzStage, signStage prometheus.Observer
 	cacheHit, cacheMiss   prometheus.Counter
+	grantHit              prometheus.Counter
 	byOutcome             [len(outcomeValues)]outcomeSeries
 }
 
@@ -91,6 +92,10 @@ func newMetrics(version string) *Metrics {
 			Name: "gatehouse_credential_cache_requests_total",
 			Help: "Successful password checks by result: hit (answered from the cache or by an identical check in flight) or miss.",
 		}, []string{"result"}),
+		grantHit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_grant_cache_hits_total",
+			Help: "GET token requests answered from the grant cache: the same request as an earlier one, signed again without parsing, password check or ACL.",
+		}),
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration in force was loaded.",
@@ -102,7 +107,7 @@ func newMetrics(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.reloads, m.lastReload, m.cacheRequests, build,
+	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.reloads, m.lastReload, m.cacheRequests, m.grantHit, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)

@@ -56,6 +56,7 @@ type state struct {
 	signer   *token.Signer
 	refresh  *token.Refresher // nil when OAuth2 is off
 	backends []authn.Authenticator
+	grants   *grantCache // nil when the cache is off
 }
 
 // Option configures a Server.
@@ -221,6 +222,10 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		checkWait:    cfg.Limits.CheckWait.Or(config.DefaultCheckWait),
 		now:          s.now,
 	}); err != nil {
+		st.close()
+		return nil, err
+	}
+	if st.grants, err = newGrantCache(cfg.Cache.TTL.Or(config.DefaultCacheTTL), cfg.Cache.Entries(), s.now); err != nil {
 		st.close()
 		return nil, err
 	}

@@ -14,7 +14,12 @@ import (
 
 // getFrom is get from a client address.
 func getFrom(s *Server, ip, user, pass string) result {
-	req := httptest.NewRequest(http.MethodGet, "/auth?service=registry&scope=repository:alice/app:pull", nil)
+	return getAt(s, ip, "service=registry&scope=repository:alice/app:pull", user, pass)
+}
+
+// getAt is a GET token request with query from client address ip.
+func getAt(s *Server, ip, query, user, pass string) result {
+	req := httptest.NewRequest(http.MethodGet, "/auth?"+query, nil)
 	req.RemoteAddr = ip + ":40000"
 	if user != "-" {
 		req.SetBasicAuth(user, pass)
