@@ -115,20 +115,28 @@ func (w *benchWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p
 // request; see BenchmarkIssue in ./token):
 //
 //   - anonymous: no credentials, a public pull;
-//   - cached: alice (bcrypt cost 10) from her second request on, answered
-//     by the credential cache;
+//   - cached: alice (bcrypt cost 10) from her second request on, the same
+//     request each time: answered by the grant cache;
+//   - credential-cache: the same without the grant cache: parsed, the
+//     password answered by the credential cache, decided by the ACL (a
+//     client's first request for another repository);
 //   - uncached: alice with cache.ttl: 0, a bcrypt comparison per request.
 func BenchmarkServeHTTP(b *testing.B) {
 	cases := []struct {
 		name, cache, user, scope string
+		noGrantCache             bool
 	}{
-		{"anonymous", "", "", "repository:public/base:pull"},
-		{"cached", "", "alice", "repository:alice/app:pull,push"},
-		{"uncached-bcrypt10", "cache: {ttl: 0}", "alice", "repository:alice/app:pull,push"},
+		{"anonymous", "", "", "repository:public/base:pull", false},
+		{"cached", "", "alice", "repository:alice/app:pull,push", false},
+		{"credential-cache", "", "alice", "repository:alice/app:pull,push", true},
+		{"uncached-bcrypt10", "cache: {ttl: 0}", "alice", "repository:alice/app:pull,push", false},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			s := benchHandlerServer(b, c.cache)
+			if c.noGrantCache {
+				s.state.Load().grants = nil
+			}
 			r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope="+c.scope, nil)
 			r.RemoteAddr = "127.0.0.1:40000"
 			if c.user != "" {
