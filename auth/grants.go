@@ -92,6 +92,7 @@ func (g *grantCache) key(r *http.Request, ip netip.Addr) (k grantKey, ok bool) {
 	m.h.Reset()
 	_, _ = m.h.Write(b)
 	m.h.Sum(k[:0])
+	clear(b) // the header holds the password: not left in a pooled buffer
 	if cap(b) <= 4<<10 {
 		m.buf = b[:0]
 	}
