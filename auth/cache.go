@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"hash"
-	"io"
 	"sync"
 	"time"
 
@@ -22,8 +21,7 @@ type credCache struct {
 	ttl  time.Duration
 	max  int
 	now  func() time.Time
-	hkey []byte
-	macs sync.Pool // of hmac.New(sha256.New, hkey)
+	macs *macPool
 
 	mu      sync.Mutex
 	entries map[cacheKey]cacheEntry
@@ -53,27 +51,70 @@ func newCredCache(ttl time.Duration, max int, now func() time.Time) (*credCache,
 	if ttl <= 0 {
 		return nil, nil
 	}
+	macs, err := newMACPool()
+	if err != nil {
+		return nil, err
+	}
+	return &credCache{ttl: ttl, max: max, now: now, macs: macs,
+		entries: make(map[cacheKey]cacheEntry), flight: make(map[cacheKey]*flightCall)}, nil
+}
+
+// mac is the HMAC of a password under the cache's key.
+func (c *credCache) mac(password string) (sum [sha256.Size]byte) {
+	m := c.macs.get()
+	m.buf = append(m.buf, password...)
+	m.sum(&sum)
+	c.macs.put(m)
+	return sum
+}
+
+// macPool hands out HMAC-SHA256 states keyed with one random key, each with
+// a buffer to assemble its input in: hmac.New costs more than hashing a
+// password, and writing a string to a hash.Hash copies it to the heap.
+type macPool struct {
+	key  []byte
+	pool sync.Pool // of *macState
+}
+
+// macState is a keyed HMAC-SHA256 and its input buffer.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+}
+
+// newMACPool makes a pool with a new random key.
+func newMACPool() (*macPool, error) {
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	return &credCache{ttl: ttl, max: max, now: now, hkey: k,
-		entries: make(map[cacheKey]cacheEntry), flight: make(map[cacheKey]*flightCall)}, nil
+	return &macPool{key: k}, nil
 }
 
-// mac is the HMAC of a password under the cache's key. The keyed HMAC
-// states are pooled: hmac.New costs more than hashing a password.
-func (c *credCache) mac(password string) (sum [sha256.Size]byte) {
-	m, ok := c.macs.Get().(hash.Hash)
-	if ok {
-		m.Reset()
-	} else {
-		m = hmac.New(sha256.New, c.hkey)
+// get returns a state with an empty buffer.
+func (p *macPool) get() *macState {
+	if m, ok := p.pool.Get().(*macState); ok {
+		return m
 	}
-	_, _ = io.WriteString(m, password)
-	m.Sum(sum[:0])
-	c.macs.Put(m)
-	return sum
+	return &macState{h: hmac.New(sha256.New, p.key), buf: make([]byte, 0, 512)}
+}
+
+// sum writes the HMAC of the buffer to out.
+func (m *macState) sum(out *[sha256.Size]byte) {
+	m.h.Reset()
+	_, _ = m.h.Write(m.buf)
+	m.h.Sum(out[:0])
+}
+
+// put clears the buffer (it held a password or an Authorization header)
+// and returns m to the pool; an outsized buffer is dropped.
+func (p *macPool) put(m *macState) {
+	clear(m.buf)
+	if cap(m.buf) > 4<<10 {
+		m.buf = make([]byte, 0, 512)
+	}
+	m.buf = m.buf[:0]
+	p.pool.Put(m)
 }
 
 // do runs check once for concurrent callers with the same key and

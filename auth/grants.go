@@ -1,11 +1,8 @@
 package auth
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"hash"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -33,8 +30,7 @@ type grantCache struct {
 	ttl  time.Duration
 	max  int
 	now  func() time.Time
-	hkey []byte
-	macs sync.Pool // of *macState with hmac.New(sha256.New, hkey)
+	macs *macPool
 
 	mu      sync.Mutex
 	entries map[grantKey]*grant
@@ -60,11 +56,11 @@ func newGrantCache(ttl time.Duration, max int, now func() time.Time) (*grantCach
 	if ttl <= 0 {
 		return nil, nil
 	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
+	macs, err := newMACPool()
+	if err != nil {
 		return nil, err
 	}
-	return &grantCache{ttl: ttl, max: max, now: now, hkey: k, entries: make(map[grantKey]*grant)}, nil
+	return &grantCache{ttl: ttl, max: max, now: now, macs: macs, entries: make(map[grantKey]*grant)}, nil
 }
 
 // key computes the key of a GET request from client address ip. ok is false
@@ -80,30 +76,15 @@ func (g *grantCache) key(r *http.Request, ip netip.Addr) (k grantKey, ok bool) {
 	default:
 		return k, false
 	}
-	m, _ := g.macs.Get().(*macState)
-	if m == nil {
-		m = &macState{h: hmac.New(sha256.New, g.hkey), buf: make([]byte, 0, 512)}
-	}
-	b := binary.BigEndian.AppendUint64(m.buf[:0], uint64(len(auth)))
+	m := g.macs.get()
+	b := binary.BigEndian.AppendUint64(m.buf, uint64(len(auth)))
 	b = binary.BigEndian.AppendUint64(b, uint64(len(r.URL.RawQuery)))
 	b = append(b, auth...)
 	b = append(b, r.URL.RawQuery...)
-	b, _ = ip.AppendBinary(b) // 0, 4 or 16 bytes, then the zone: the last input needs no length
-	m.h.Reset()
-	_, _ = m.h.Write(b)
-	m.h.Sum(k[:0])
-	clear(b) // the header holds the password: not left in a pooled buffer
-	if cap(b) <= 4<<10 {
-		m.buf = b[:0]
-	}
-	g.macs.Put(m)
+	m.buf, _ = ip.AppendBinary(b) // 0, 4 or 16 bytes, then the zone: the last input needs no length
+	m.sum((*[sha256.Size]byte)(&k))
+	g.macs.put(m)
 	return k, true
-}
-
-// macState is a keyed HMAC with a buffer to assemble its input in.
-type macState struct {
-	h   hash.Hash
-	buf []byte
 }
 
 // get returns the live entry for k, or nil.
