@@ -210,15 +210,15 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		outcome = OutcomeDenied
 	}
 	latency := end.Sub(start)
-	grant := grantName(g.req)
-	s.metrics.observeRequest(outcome, grant, latency)
+	grantType := grantName(g.req)
+	s.metrics.observeRequest(outcome, grantType, latency)
 	s.audit.write(ctx, &auditRecord{
 		time:          end,
 		outcome:       outcome,
 		account:       g.id.Account,
 		authenticator: g.id.Backend,
 		clientIP:      g.req.IP,
-		grant:         grant,
+		grant:         grantType,
 		clientID:      g.req.ClientID,
 		service:       g.req.Service,
 		decisions:     g.decisions,
