@@ -111,16 +111,22 @@ type ACL struct {
 	// The index. byAccount holds, per literal account, the indexes of the
 	// rules whose account is exactly that literal. The other rules are
 	// held by the text every name they match starts with, byPrefix (per
-	// non-empty name prefix), or else ends with, bySuffix; anyName holds
-	// those with neither. Decide merges the request account's bucket,
-	// anyName and the lists of the name's own prefixes and suffixes in
-	// index order, so first-match order is kept while most rules are never
-	// looked at.
+	// non-empty name prefix), or else ends with, bySuffix, or else
+	// contains, byInfix (by one 3-byte piece of that text: the piece
+	// fewest such rules share); anyName holds the rest. Decide merges the
+	// request account's bucket, anyName and the lists of the name's own
+	// prefixes, suffixes and 3-byte pieces in index order, so first-match
+	// order is kept while most rules are never looked at.
 	byAccount map[string][]int32
 	byPrefix  affixIndex
 	bySuffix  affixIndex
+	byInfix   map[string][]int32
 	anyName   []int32
 }
+
+// infixKey is the length of byInfix's keys; a rule's infix must be at
+// least this long to be indexed by it.
+const infixKey = 3
 
 // affixIndex holds rule indexes by a name prefix or suffix.
 type affixIndex struct {
@@ -171,8 +177,9 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// withoutIndex makes Decide scan all rules linearly, for tests that check
-// the index against the plain scan and for benchmarks.
+// withoutIndex makes Decide scan all rules linearly and run every rule's
+// checks (no quick rejects by name prefix, suffix or infix), for tests that
+// check the index against the plain scan and for benchmarks.
 func withoutIndex() Option {
 	return func(o *options) { o.noIndex = true }
 }
@@ -224,10 +231,14 @@ func Compile(rules []Rule, opts ...Option) (*ACL, error) {
 
 // index fills the rule index; with noIndex every rule goes to anyName.
 func (a *ACL) index(noIndex bool) {
+	var infixed []int32
 	for i := range a.rules {
 		r := &a.rules[i]
 		switch {
 		case noIndex:
+			// The reference scan: no quick rejects either, every rule's
+			// checks decide.
+			r.namePrefix, r.nameSuffix, r.nameInfix = "", "", ""
 			a.anyName = append(a.anyName, int32(i))
 		case r.account != nil && r.account.kind == kindLiteral:
 			a.byAccount[r.account.lit] = append(a.byAccount[r.account.lit], int32(i))
@@ -235,10 +246,45 @@ func (a *ACL) index(noIndex bool) {
 			a.byPrefix.add(r.namePrefix, int32(i))
 		case r.nameSuffix != "":
 			a.bySuffix.add(r.nameSuffix, int32(i))
+		case len(r.nameInfix) >= infixKey:
+			infixed = append(infixed, int32(i))
 		default:
 			a.anyName = append(a.anyName, int32(i))
 		}
 	}
+	if len(infixed) == 0 {
+		return
+	}
+	// Each rule goes under the piece of its infix that the fewest of these
+	// rules contain, so that a name's lookups bring few candidates.
+	share := make(map[string]int)
+	for _, i := range infixed {
+		for _, k := range pieces(a.rules[i].nameInfix) {
+			share[k]++
+		}
+	}
+	a.byInfix = make(map[string][]int32)
+	for _, i := range infixed {
+		ks := pieces(a.rules[i].nameInfix)
+		best := ks[0]
+		for _, k := range ks[1:] {
+			if share[k] < share[best] {
+				best = k
+			}
+		}
+		a.byInfix[best] = append(a.byInfix[best], i)
+	}
+}
+
+// pieces returns the distinct infixKey-byte substrings of s, in order.
+func pieces(s string) []string {
+	var out []string
+	for i := 0; i+infixKey <= len(s); i++ {
+		if k := s[i : i+infixKey]; !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // candidates appends to lists the index lists that can hold a rule
@@ -251,7 +297,19 @@ func (a *ACL) candidates(lists [][]int32, account, name string) [][]int32 {
 		lists = append(lists, a.anyName)
 	}
 	lists = a.byPrefix.appendLists(lists, name, false)
-	return a.bySuffix.appendLists(lists, name, true)
+	lists = a.bySuffix.appendLists(lists, name, true)
+	if len(a.byInfix) == 0 {
+		return lists
+	}
+	n := len(lists)
+	for i := 0; i+infixKey <= len(name); i++ {
+		l := a.byInfix[name[i:i+infixKey]]
+		// A piece that occurs twice in the name would bring its list twice.
+		if len(l) > 0 && !slices.ContainsFunc(lists[n:], func(m []int32) bool { return &m[0] == &l[0] }) {
+			lists = append(lists, l)
+		}
+	}
+	return lists
 }
 
 // Len returns the number of rules.
@@ -295,7 +353,8 @@ func (a *ACL) Decide(req *Request) Decision {
 		k := lists[next][0]
 		lists[next] = lists[next][1:]
 		r := &a.rules[k]
-		if !strings.HasPrefix(req.Name, r.namePrefix) || !strings.HasSuffix(req.Name, r.nameSuffix) {
+		if !strings.HasPrefix(req.Name, r.namePrefix) || !strings.HasSuffix(req.Name, r.nameSuffix) ||
+			(r.nameInfix != "" && !strings.Contains(req.Name, r.nameInfix)) {
 			continue // cannot match: most rules of a long list end here
 		}
 		if r.matches(&e) {

@@ -266,7 +266,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 				// names without one (placeholder, regex, leading glob).
 				m.Name = str(pick([]string{"${account}/*", "x/*", "*/*", "x/app", "xy/*", "x", "x*", "xy/app",
 					"team1/*", "te*", "/^x/", "x/app*", "[x]/*", "*/app", "*app", "*/app/v2", "[x]/app", "*y", "?/app",
-					"*/z", "x*app"}))
+					"*/z", "x*app", "*app*", "*/ap*", "?app*", "*eam1*", "*pp*v*", "*x[y]*", "*ap?/*", "*a\\pp*", "**app**"}))
 			}
 			rules[i] = Rule{Match: m, Actions: acts(pick([]string{"pull", "push", "*"}))}
 			if rng.IntN(5) == 0 {
@@ -277,7 +277,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 		for range 20 {
 			acc := pick(accounts)
 			req := &Request{Account: acc, Name: pick([]string{acc + "/app", "x/app", "y/z", "xy/app", "x", "", "te/a",
-				"team1/z", "x/app/v2", "xy"}), Actions: pullPush}
+				"team1/z", "x/app/v2", "xy", "app", "appapp/x", "myteam1x", "z/apps/v", "xy/ap1/z"}), Actions: pullPush}
 			if g, w := indexed.Decide(req), linear.Decide(req); !reflect.DeepEqual(g, w) {
 				t.Fatalf("round %d: %+v: indexed %+v, linear %+v", round, req, g, w)
 			}
@@ -313,5 +313,58 @@ func TestConcurrentDecide(t *testing.T) {
 	wg.Wait()
 	if n := a.cache.len(); n > regexCacheSize {
 		t.Errorf("regex cache holds %d entries, more than %d", n, regexCacheSize)
+	}
+}
+
+// TestInfixIndex checks the index of rules found by a run of literal text
+// inside their name glob (no literal start or end) against the plain scan,
+// on policies made mostly of such rules.
+func TestInfixIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	shapes := []string{"*app*", "?app*", "*ap?*", "*pp*v*", "*x[y]*", "*a\\pp*", "**app**", "*eam1*",
+		"*team1*", "*ea*", "*apa*", "*", "x*", "*x", "*app*x*",
+		"/app/", "/^app/", "/eam1$/", "/(?i)APP/", "/app?x/", "/ap+/", "/team1|xy/", "/^x.z$/", "/\\Aapp/", "/pa?p/"}
+	names := []string{"app", "xapp", "appx", "apxv", "ppv", "myteam1", "team1x", "xy", "xyz", "apapa", "a", "",
+		"appxapp", "team12", "eam1eam1", "x/app"}
+	for round := range 300 {
+		rules := make([]Rule, 1+rng.IntN(12))
+		for i := range rules {
+			rules[i] = Rule{Match: &Match{Name: str(shapes[rng.IntN(len(shapes))])}, Actions: acts("pull")}
+		}
+		indexed, linear := mustCompile(t, rules), mustCompile(t, rules, withoutIndex())
+		for _, n := range names {
+			req := &Request{Account: "alice", Name: n, Actions: pullPush}
+			if g, w := indexed.Decide(req), linear.Decide(req); !reflect.DeepEqual(g, w) {
+				t.Fatalf("round %d: %+v: indexed %+v, linear %+v", round, req, g, w)
+			}
+		}
+	}
+	// The index is in use: "*team1*" rules are not in anyName.
+	a := mustCompile(t, []Rule{{Match: &Match{Name: str("*team1*")}, Actions: acts("pull")}})
+	if len(a.anyName) != 0 || len(a.byInfix) != 1 {
+		t.Fatalf("*team1* not indexed by infix: anyName %v, byInfix %v", a.anyName, a.byInfix)
+	}
+}
+
+func TestLiteralInfix(t *testing.T) {
+	tests := []struct{ glob, want string }{ // globs and regexes
+		{"*team42*", "team42"},
+		{"*a*bcd*e*", "bcd"},
+		{"?xyz?", "xyz"},
+		{"*ab[cd]efgh*", "ab"}, // runs after a class are not parsed
+		{`*ab\*cdefg*`, "ab"},  // nor after an escape
+		{"**", ""},
+		{"/^team42-.+$/", "team42-"},
+		{"/team42/", "team42"},
+		{"/(?i)team42/", ""},
+		{"/abc|abd/", "ab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.glob, func(t *testing.T) {
+			a := mustCompile(t, []Rule{{Match: &Match{Name: str(tt.glob)}, Actions: acts("pull")}})
+			if got := a.rules[0].nameInfix; got != tt.want {
+				t.Fatalf("infix %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -80,23 +80,30 @@ func BenchmarkCompile10000(b *testing.B) {
 // accounts); "by-name" is 10,000 rules on names only ("team00042/*"),
 // which the name-prefix index narrows; "by-suffix" 10,000 rules whose
 // names start with a wildcard ("*/team00042"), narrowed by name suffix;
-// "scan" 10,000 rules with neither ("*team00042*"), which no index can
-// narrow: every request runs every rule, the worst case for the size.
+// "by-infix" 10,000 rules with neither ("*team00042*"), narrowed by a
+// 3-byte piece of the text inside (name regexes with a literal start,
+// "/^team00042-.+$/", are indexed the same way); "scan" 10,000
+// case-insensitive name regexes ("/(?i)^team00042-.+$/"), which have no
+// literal text to index: every request runs every rule, the worst case
+// for the size.
 //
 //	go test -run '^$' -bench BenchmarkDecideLatency ./acl
 func BenchmarkDecideLatency(b *testing.B) {
 	rules, last := benchPolicy(10000)
 	byName := make([]Rule, 0, 10000)
 	bySuffix := make([]Rule, 0, 10000)
+	byInfix := make([]Rule, 0, 10000)
 	scan := make([]Rule, 0, 10000)
 	for i := 0; len(byName) < 9999; i++ {
 		byName = append(byName, Rule{Match: &Match{Name: str(fmt.Sprintf("team%05d/*", i))}, Actions: acts("pull", "push")})
 		bySuffix = append(bySuffix, Rule{Match: &Match{Name: str(fmt.Sprintf("*/team%05d", i))}, Actions: acts("pull", "push")})
-		scan = append(scan, Rule{Match: &Match{Name: str(fmt.Sprintf("*team%05d*", i))}, Actions: acts("pull", "push")})
+		byInfix = append(byInfix, Rule{Match: &Match{Name: str(fmt.Sprintf("*team%05d*", i))}, Actions: acts("pull", "push")})
+		scan = append(scan, Rule{Match: &Match{Name: str(fmt.Sprintf("/(?i)^team%05d-.+$/", i))}, Actions: acts("pull", "push")})
 	}
 	byName = append(byName, Rule{Match: &Match{Name: str("public/*")}, Actions: acts("pull")})
 	bySuffix = append(bySuffix, Rule{Match: &Match{Name: str("*/base")}, Actions: acts("pull")})
-	scan = append(scan, Rule{Match: &Match{Name: str("*base*")}, Actions: acts("pull")})
+	byInfix = append(byInfix, Rule{Match: &Match{Name: str("*base*")}, Actions: acts("pull")})
+	scan = append(scan, Rule{Match: &Match{Name: str("/(?i)^public-.+$/")}, Actions: acts("pull")})
 	cases := []struct {
 		name  string
 		rules []Rule
@@ -111,7 +118,10 @@ func BenchmarkDecideLatency(b *testing.B) {
 		{"by-name/no-match", byName, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
 		{"by-suffix/last-rule", bySuffix, Request{Account: "alice", Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
 		{"by-suffix/no-match", bySuffix, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
-		{"scan/last-rule", scan, Request{Account: "alice", Type: "repository", Name: "public/base", Service: "registry", Actions: pull}},
+		{"by-infix/near-end", byInfix, Request{Account: "alice", Type: "repository", Name: "myteam09990", Service: "registry", Actions: pull}},
+		{"by-infix/last-rule", byInfix, Request{Account: "alice", Type: "repository", Name: "database", Service: "registry", Actions: pull}},
+		{"by-infix/no-match", byInfix, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
+		{"scan/last-rule", scan, Request{Account: "alice", Type: "repository", Name: "public-base", Service: "registry", Actions: pull}},
 		{"scan/no-match", scan, Request{Account: "alice", Type: "repository", Name: "x/y", Service: "registry", Actions: pullPush}},
 	}
 	for _, c := range cases {

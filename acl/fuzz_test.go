@@ -1,18 +1,23 @@
 package acl
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 )
 
 // FuzzDecide: any pattern either fails to compile or decides any request
-// without a panic, granting only actions that were requested.
+// without a panic, granting only actions that were requested, and the
+// index decides as the plain scan of every rule does.
 func FuzzDecide(f *testing.F) {
 	f.Add("${account}/*", "alice", "alice/app", "dev", "pull,push")
 	f.Add("/^(\\w+)-dev$/", "bob-dev", "bob-dev", "ops", "*")
 	f.Add("${labels:group}/*", "x", "dev/app", "dev", "pull")
 	f.Add("[", "a", "b", "c", "pull")
 	f.Add("/${name:1}/", "a", "b", "c", "push")
+	f.Add("*team42*", "a", "myteam42x", "c", "pull")
+	f.Add("/^team42-.+$/", "a", "team42-app", "c", "pull")
+	f.Add("*a\\*bc*", "a", "xa*bcx", "c", "pull")
 	f.Fuzz(func(t *testing.T, pattern, account, name, label, actions string) {
 		acts := []string{"pull", "push", "*"}
 		rules := []Rule{
@@ -29,8 +34,16 @@ func FuzzDecide(f *testing.F) {
 				requested = append(requested, s)
 			}
 		}
-		d := a.Decide(&Request{Account: account, Type: "repository", Name: name, Service: "registry",
-			Labels: map[string][]string{"group": {label, name}}, Actions: requested})
+		req := &Request{Account: account, Type: "repository", Name: name, Service: "registry",
+			Labels: map[string][]string{"group": {label, name}}, Actions: requested}
+		d := a.Decide(req)
+		linear, err := Compile(rules, withoutIndex())
+		if err != nil {
+			t.Fatalf("compiles with the index, not without: %v", err)
+		}
+		if w := linear.Decide(req); !reflect.DeepEqual(d, w) {
+			t.Fatalf("pattern %q, name %q: indexed %+v, plain scan %+v", pattern, name, d, w)
+		}
 		for _, g := range d.Actions {
 			if !slices.Contains(requested, g) {
 				t.Fatalf("granted %q, which was not requested (%v)", g, requested)

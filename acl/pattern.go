@@ -169,6 +169,35 @@ func literalSuffix(p *pattern) string {
 	return p.lit[strings.LastIndexAny(p.lit, `*?[]\`)+1:]
 }
 
+// literalInfix is text every string a pattern matches contains. For a
+// kindGlob, the longest run of plain characters before its first '[' or
+// backslash (after those, runs are not worth parsing a class or an escape
+// for); '*' and '?' match whole characters around it. For a kindRegex, the
+// literal text every match begins with (an unanchored match can begin
+// anywhere in the string, so it is text the string contains). "" for other
+// kinds.
+func literalInfix(p *pattern) string {
+	switch p.kind {
+	case kindRegex:
+		lit, _ := p.re.LiteralPrefix()
+		return lit
+	case kindGlob:
+	default:
+		return ""
+	}
+	head := p.lit
+	if i := strings.IndexAny(head, `[\`); i >= 0 {
+		head = head[:i]
+	}
+	best := ""
+	for run := range strings.FieldsFuncSeq(head, func(r rune) bool { return r == '*' || r == '?' }) {
+		if len(run) > len(best) {
+			best = run
+		}
+	}
+	return best
+}
+
 // regexShape names the unanchored regexes whose matches need no regexp
 // engine.
 type regexShape uint8

@@ -22,10 +22,14 @@ type rule struct {
 	// nameSuffix is, likewise, text every name the rule matches ends with
 	// (the literal run after the glob's last metacharacter).
 	nameSuffix string
-	checks     []check // every constraint, cheapest first
-	captures   bool    // some check records regex submatches
-	actions    actionSet
-	comment    string
+	// nameInfix is text every name the rule matches contains: the longest
+	// literal run of its name glob, when it has neither prefix nor suffix,
+	// or the literal start of every match of its name regex.
+	nameInfix string
+	checks    []check // every constraint, cheapest first
+	captures  bool    // some check records regex submatches
+	actions   actionSet
+	comment   string
 }
 
 // checkKind says what a check tests.
@@ -155,6 +159,11 @@ func compileRule(i int, in *Rule, warnings *[]string) (rule, error) {
 	r.account = fields[fieldAccount]
 	if p := fields[fieldName]; p != nil && (p.kind == kindLiteral || p.kind == kindGlob) {
 		r.namePrefix, r.nameSuffix = p.prefix, literalSuffix(p)
+		if r.namePrefix == "" && r.nameSuffix == "" {
+			r.nameInfix = literalInfix(p)
+		}
+	} else if p != nil && p.kind == kindRegex {
+		r.nameInfix = literalInfix(p)
 	}
 
 	if m.IP != nil {
