@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // The clients of the interop matrix, in column order. Each logs in as alice
@@ -111,6 +113,7 @@ func runContainerd(t *testing.T, e *Env) {
 }
 
 func runSkopeo(t *testing.T, e *Env) {
+	testutil.UsesComponent(t, "skopeo")
 	bin := RequireTool(t, "skopeo")
 	dir := t.TempDir()
 	want := writeOCILayout(t, filepath.Join(dir, "src"))
@@ -153,9 +156,10 @@ func runDockerLogin(t *testing.T, e *Env, engine bool) {
 	env := []string{"DOCKER_CONFIG=" + dir}
 	wantAgent := "(Docker-Client/" // the CLI logs in itself
 	if engine {
+		testutil.UsesComponent(t, "Docker engine")
 		version := dockerEngineVersion(bin)
 		if version == "" {
-			t.Skip("no docker engine answers")
+			requireEngine(t)
 		}
 		wantAgent = "(docker/" + version + ")" // the engine asked for the token, not the CLI
 	} else {
@@ -462,4 +466,19 @@ func dockerEngineVersion(bin string) string {
 		}
 	})
 	return engineVersion
+}
+
+// requireEngine ends a test that needs a Docker engine when none answers. It
+// skips when scripts/test.sh tried to start one and could not (it puts the
+// reason in GATEHOUSE_DOCKER_ENGINE_UNAVAILABLE and prints the daemon's log),
+// fails under CI=true otherwise, and skips outside CI.
+func requireEngine(t testing.TB) {
+	t.Helper()
+	if why := os.Getenv("GATEHOUSE_DOCKER_ENGINE_UNAVAILABLE"); why != "" {
+		t.Skipf("no docker engine: scripts/test.sh could not start one: %s", why)
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no docker engine answers 'docker version' (CI=true; scripts/test.sh starts one)")
+	}
+	t.Skip("no docker engine answers (scripts/test.sh starts one when none runs)")
 }

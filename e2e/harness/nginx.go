@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // RequireNginx returns the path of nginx (Debian's nginx-light). When it is
@@ -73,6 +75,7 @@ func NginxMain(t testing.TB, bin, dir, conf string) string {
 // accepts connections.
 func StartNginx(t testing.TB, bin, dir, addr, accessLog, conf string) *Nginx {
 	t.Helper()
+	testutil.UsesComponent(t, "nginx")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

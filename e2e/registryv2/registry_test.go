@@ -16,6 +16,7 @@ import (
 	_ "github.com/docker/distribution/registry/storage/driver/inmemory"
 
 	"github.com/gatehouse/gatehouse/e2e/harness"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) { harness.Main(m) }
 // newRegistry is an empty v2.8.3 registry trusting the tokens a describes.
 // (v2.8.3's App has no Shutdown; cancelling its context is all there is.)
 func newRegistry(t testing.TB, a harness.RegistryAuth) http.Handler {
+	testutil.UsesComponent(t, "registry v2.8.3")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cfg := &configuration.Configuration{

@@ -15,12 +15,14 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 
 	"github.com/gatehouse/gatehouse/e2e/harness"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
 
 // newRegistry is an empty v3 registry trusting the tokens a describes.
 func newRegistry(t testing.TB, a harness.RegistryAuth) http.Handler {
+	testutil.UsesComponent(t, "registry v3")
 	cfg := &configuration.Configuration{
 		Storage: configuration.Storage{"inmemory": configuration.Parameters{}},
 		Auth:    configuration.Auth{"token": a.TokenOptions()},

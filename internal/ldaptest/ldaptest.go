@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // The directory's layout.
@@ -86,6 +88,7 @@ type Server struct {
 // It stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	testutil.UsesComponent(t, "slapd")
 	slapd := lookPath(t, "slapd", "/usr/sbin/slapd")
 	ldapadd := lookPath(t, "ldapadd", "/usr/bin/ldapadd")
 	s := &Server{t: t, Dir: t.TempDir()}

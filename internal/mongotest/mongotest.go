@@ -87,6 +87,7 @@ func StartAt(t testing.TB, addr string) *Server {
 const anyPort = "127.0.0.1:0"
 
 func start(t testing.TB, tlsFiles *TLSFiles, addr string) *Server {
+	testutil.UsesComponent(t, "FerretDB")
 	s := &Server{t: t, dir: t.TempDir(), tls: tlsFiles, log: &testutil.SyncBuffer{}}
 	s.run(addr)
 	t.Cleanup(func() {
