@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -103,7 +104,14 @@ func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) 
 		return identity{}, st.chain.unauthorized(msgBadRefresh, err)
 	}
 	req.Account = claims.Subject
-	return st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
+	id, e := st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
+	if e != nil {
+		return identity{}, e
+	}
+	if !st.refresh.Bound(claims, id.Credential) {
+		return identity{}, st.chain.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: the credential of %q in %s changed since it was issued", claims.Subject, claims.Authenticator))
+	}
+	return id, nil
 }
 
 // tokenResponse is the body of a successful answer. GET answers carry token
@@ -138,7 +146,7 @@ func (st *state) respond(req *Request, id *identity, access []token.Access) (tok
 	if req.Offline && st.refresh != nil && id.Account != "" {
 		if req.Grant == GrantRefresh {
 			resp.RefreshToken = req.RefreshToken
-		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend); err != nil {
+		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend, id.Credential); err != nil {
 			return tokenResponse{}, err
 		}
 	}

@@ -34,14 +34,14 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	labels  authn.Labels
+	account authn.Account
 	expires time.Time
 }
 
 // flightCall is a check in progress that identical requests wait for.
 type flightCall struct {
 	done    chan struct{}
-	labels  authn.Labels
+	account authn.Account
 	expires time.Time
 	err     error
 }
@@ -117,41 +117,50 @@ func (p *macPool) put(m *macState) {
 	p.pool.Put(m)
 }
 
+// answerSource says where credCache.do's answer came from.
+type answerSource int
+
+const (
+	answerChecked answerSource = iota // this caller ran the check
+	answerJoined                      // another caller's check in flight answered
+	answerStored                      // a remembered success answered
+)
+
 // do runs check once for concurrent callers with the same key and
-// remembers a success. shared reports whether the answer came from the
-// cache or from another caller's check rather than from running check;
-// expires is when the cached success stops being used. The labels are
-// shared by every caller and the cache: nobody may modify them (the ACL
-// only reads them).
-func (c *credCache) do(k cacheKey, check func() (authn.Labels, error)) (labels authn.Labels, expires time.Time, shared bool, err error) {
+// remembers a success. src tells whether this caller ran check, waited
+// for an identical one, or was answered from a remembered success;
+// expires is when the cached success stops being used. The account's
+// labels are shared by every caller and the cache: nobody may modify them
+// (the ACL only reads them).
+func (c *credCache) do(k cacheKey, check func() (authn.Account, error)) (account authn.Account, expires time.Time, src answerSource, err error) {
 	c.mu.Lock()
 	if e, ok := c.entries[k]; ok && c.now().Before(e.expires) {
 		c.mu.Unlock()
-		return e.labels, e.expires, true, nil
+		return e.account, e.expires, answerStored, nil
 	}
 	if f, ok := c.flight[k]; ok {
 		c.mu.Unlock()
 		<-f.done
-		return f.labels, f.expires, true, f.err
+		return f.account, f.expires, answerJoined, f.err
 	}
 	f := &flightCall{done: make(chan struct{})}
 	c.flight[k] = f
 	c.mu.Unlock()
 
-	f.labels, f.err = check()
+	f.account, f.err = check()
 
 	c.mu.Lock()
 	delete(c.flight, k)
-	if f.err == nil {
+	if f.err == nil && k.backend != unknownBackend {
 		if len(c.entries) >= c.max {
 			c.evict()
 		}
 		f.expires = c.now().Add(c.ttl)
-		c.entries[k] = cacheEntry{labels: f.labels, expires: f.expires}
+		c.entries[k] = cacheEntry{account: f.account, expires: f.expires}
 	}
 	c.mu.Unlock()
 	close(f.done)
-	return f.labels, f.expires, false, f.err
+	return f.account, f.expires, answerChecked, f.err
 }
 
 // evict makes room. Called with c.mu held.

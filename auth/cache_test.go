@@ -23,23 +23,23 @@ type countingAuthenticator struct {
 }
 
 func (c *countingAuthenticator) Name() string { return "counting" }
-func (c *countingAuthenticator) Lookup(context.Context, string) (authn.Labels, error) {
-	return nil, authn.ErrNoMatch
+func (c *countingAuthenticator) Lookup(context.Context, string) (authn.Account, error) {
+	return authn.Account{}, authn.ErrNoMatch
 }
-func (c *countingAuthenticator) Authenticate(ctx context.Context, account, password string) (authn.Labels, error) {
+func (c *countingAuthenticator) Authenticate(ctx context.Context, account, password string) (authn.Account, error) {
 	c.calls.Add(1)
 	if c.gated != "" && account == c.gated {
 		<-c.gate
 	}
 	switch {
 	case account == "":
-		return authn.Labels{}, nil
+		return authn.Account{Labels: authn.Labels{}}, nil
 	case !strings.HasPrefix(account, "alice"):
-		return nil, authn.ErrNoMatch
+		return authn.Account{}, authn.ErrNoMatch
 	case password != "right":
-		return nil, authn.ErrWrongPassword
+		return authn.Account{}, authn.ErrWrongPassword
 	}
-	return authn.Labels{"team": {"blue"}}, nil
+	return authn.Account{Name: account, Labels: authn.Labels{"team": {"blue"}}}, nil
 }
 
 func creds(account, password string) *Request {

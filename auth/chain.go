@@ -14,8 +14,14 @@ import (
 // account passes to the next one, a wrong password stops with 401, a
 // backend failure stops with 503.
 type chain struct {
-	backends  []authn.Authenticator
-	fake      *authn.FakeHash
+	backends []authn.Authenticator
+	fake     *authn.FakeHash
+	// floor is the least time a password check takes, whatever its
+	// outcome: one fake comparison at the highest bcrypt cost, measured
+	// when the chain is built. Checks against cheaper hashes, and checks
+	// answered by another caller's identical check, wait out the rest, so
+	// response times do not tell which accounts exist.
+	floor     time.Duration
 	challenge string
 	metrics   *Metrics
 	cache     *credCache // nil: no caching
@@ -27,6 +33,9 @@ type identity struct {
 	Account string
 	Labels  authn.Labels
 	Backend string // the authenticator that answered
+	// Credential identifies the stored credential the password was checked
+	// against (authn.Account.Credential): refresh tokens are bound to it.
+	Credential string
 	// until is when the credential cache stops vouching for the password
 	// check; zero when the check was not cached (anonymous, refresh
 	// token, cache off).
@@ -43,16 +52,14 @@ type chainOptions struct {
 }
 
 func newChain(backends []authn.Authenticator, realm string, m *Metrics, o chainOptions) (*chain, error) {
-	cost := 0
-	for _, b := range backends {
-		if bc, ok := b.(authn.BcryptCoster); ok {
-			cost = max(cost, bc.MaxBcryptCost())
-		}
-	}
+	cost, _ := bcryptCosts(backends)
 	fake, err := authn.NewFakeHash(cost)
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	fake.Compare("calibrating the check time floor")
+	floor := time.Since(start)
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -60,7 +67,7 @@ func newChain(backends []authn.Authenticator, realm string, m *Metrics, o chainO
 	if err != nil {
 		return nil, err
 	}
-	return &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m,
+	return &chain{backends: backends, fake: fake, floor: floor, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m,
 		cache: cache, limit: newCheckLimiter(o.checks, o.checkWait)}, nil
 }
 
@@ -97,16 +104,35 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 		m := c.cache.mac(password)
 		mac = &m
 	}
+	// Every password check not answered by a remembered success lasts at
+	// least the floor, whatever the outcome.
+	if req.HasCredentials {
+		start := time.Now()
+		stored := false
+		defer func() {
+			if !stored {
+				c.pad(ctx, start)
+			}
+		}()
+		return c.authenticatePassword(ctx, account, password, mac, &stored)
+	}
+	return c.authenticatePassword(ctx, account, password, mac, new(bool))
+}
+
+// authenticatePassword asks the backends in turn; stored is set when a
+// remembered success answered.
+func (c *chain) authenticatePassword(ctx context.Context, account, password string, mac *[32]byte, stored *bool) (identity, *Error) {
 	for _, b := range c.backends {
 		if k, ok := b.(authn.Knower); ok && !k.Knows(account) {
 			continue // what its Authenticate would say, without the cache or a check slot
 		}
-		labels, until, err := c.check(ctx, b, account, password, mac)
+		acct, until, src, err := c.check(ctx, b, account, password, mac)
+		*stored = src == answerStored
 		switch {
 		case errors.Is(err, errBusy):
 			return identity{}, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
-			return identity{Account: account, Labels: labels, Backend: b.Name(), until: until}, nil
+			return identity{Account: acct.Name, Labels: acct.Labels, Backend: b.Name(), Credential: acct.Credential, until: until}, nil
 		case errors.Is(err, authn.ErrNoMatch):
 			continue
 		case errors.Is(err, authn.ErrWrongPassword):
@@ -119,47 +145,93 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 		return identity{}, c.unauthorized(msgNoCredentials, errNoCredentials)
 	}
 	// No backend knows the account: spend what a wrong password costs, so
-	// response times do not tell which accounts exist.
-	release, err := c.limit.acquire(ctx)
-	if err != nil {
+	// response times do not tell which accounts exist. Identical requests
+	// in flight share one comparison, as they do for known accounts.
+	fakeCheck := func() (authn.Account, error) {
+		release, err := c.limit.acquire(ctx)
+		if err != nil {
+			return authn.Account{}, err
+		}
+		c.fake.Compare(password)
+		release()
+		return authn.Account{}, authn.ErrWrongPassword
+	}
+	var err error
+	if mac == nil {
+		_, err = fakeCheck()
+	} else {
+		_, _, _, err = c.cache.do(cacheKey{backend: unknownBackend, account: account, mac: *mac}, fakeCheck)
+	}
+	if errors.Is(err, errBusy) {
 		return identity{}, c.limit.busy(err)
 	}
-	c.fake.Compare(password)
-	release()
 	return identity{}, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
+}
+
+// unknownBackend keys, in the credential cache, the fake comparisons of
+// accounts no backend knows: they are coalesced like real checks, never
+// remembered. No authenticator has an empty name.
+const unknownBackend = ""
+
+// pad waits until the floor has passed since start, or ctx ends.
+func (c *chain) pad(ctx context.Context, start time.Time) {
+	wait := c.floor - time.Since(start)
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// bcryptCosts returns the highest and lowest bcrypt cost of the backends
+// that compare bcrypt hashes (0, 0 without any).
+func bcryptCosts(backends []authn.Authenticator) (highest, lowest int) {
+	for _, b := range backends {
+		if bc, ok := b.(authn.BcryptCoster); ok && bc.MaxBcryptCost() > 0 {
+			highest = max(highest, bc.MaxBcryptCost())
+			if lowest == 0 || bc.MinBcryptCost() < lowest {
+				lowest = bc.MinBcryptCost()
+			}
+		}
+	}
+	return highest, lowest
 }
 
 // check asks one backend, through the credential cache when the request
 // carries credentials (mac is their HMAC), and within a limiter slot when
 // the backend has to do the work. Anonymous requests take neither. until
 // is when the cached answer expires (zero when mac is nil).
-func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Labels, time.Time, error) {
-	run := func() (authn.Labels, error) {
+func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Account, time.Time, answerSource, error) {
+	run := func() (authn.Account, error) {
 		if account != "" {
 			release, err := c.limit.acquire(ctx)
 			if err != nil {
-				return nil, err
+				return authn.Account{}, err
 			}
 			defer release()
 		}
 		start := time.Now()
-		labels, err := b.Authenticate(ctx, account, password)
+		acct, err := b.Authenticate(ctx, account, password)
 		c.observe(b.Name(), start, err)
-		return labels, err
+		return acct, err
 	}
 	if mac == nil {
-		labels, err := run()
-		return labels, time.Time{}, err
+		acct, err := run()
+		return acct, time.Time{}, answerChecked, err
 	}
-	labels, until, shared, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
+	acct, until, src, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
 	if c.metrics != nil && err == nil {
-		if shared {
+		if src != answerChecked {
 			c.metrics.cacheHit.Inc()
 		} else {
 			c.metrics.cacheMiss.Inc()
 		}
 	}
-	return labels, until, err
+	return acct, until, src, err
 }
 
 // lookup finds account again in the authenticator named backend, without a
@@ -171,11 +243,11 @@ func (c *chain) lookup(ctx context.Context, backend, account string) (identity, 
 			continue
 		}
 		start := time.Now()
-		labels, err := b.Lookup(ctx, account)
+		acct, err := b.Lookup(ctx, account)
 		c.observe(b.Name(), start, err)
 		switch {
 		case err == nil:
-			return identity{Account: account, Labels: labels, Backend: backend}, nil
+			return identity{Account: acct.Name, Labels: acct.Labels, Backend: backend, Credential: acct.Credential}, nil
 		case errors.Is(err, authn.ErrNoMatch):
 			return identity{}, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: %s no longer knows %q", backend, account))
 		default:

@@ -300,6 +300,30 @@ func TestRefreshTokenFlows(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 	})
+	t.Run("a password change revokes it (static users)", func(t *testing.T) {
+		newPW, _ := bcrypt.GenerateFromPassword([]byte("alice-new-pw"), bcrypt.MinCost)
+		s2 := env.server("", fmt.Sprintf("  alice: {password: %q, labels: {team: [blue]}}\n", newPW))
+		if r := refresh(s2, rt, "registry"); r.status != 401 || !strings.Contains(r.raw, "log in again") {
+			t.Fatalf("refresh token issued before the password change: %d %s", r.status, r.raw)
+		}
+		rt2 := get(s2, "service=registry&offline_token=true", "alice", "alice-new-pw").body.RefreshToken
+		if r := refresh(s2, rt2, "registry"); r.status != 200 {
+			t.Fatalf("refresh token issued after the change: %d %s", r.status, r.raw)
+		}
+	})
+	t.Run("a password change revokes it (htpasswd)", func(t *testing.T) {
+		l := get(s, "service=registry&offline_token=true", "carol", "carolpw")
+		if r := refresh(env.server("", ""), l.body.RefreshToken, "registry"); r.status != 200 {
+			t.Fatalf("unchanged file: %d %s", r.status, r.raw)
+		}
+		old, _ := os.ReadFile(filepath.Join(env.dir, "htpasswd"))
+		t.Cleanup(func() { os.WriteFile(filepath.Join(env.dir, "htpasswd"), old, 0o600) })
+		h, _ := bcrypt.GenerateFromPassword([]byte("carol-new-pw"), bcrypt.MinCost)
+		os.WriteFile(filepath.Join(env.dir, "htpasswd"), []byte("carol:"+string(h)+"\n"), 0o600)
+		if r := refresh(env.server("", ""), l.body.RefreshToken, "registry"); r.status != 401 {
+			t.Fatalf("refresh token issued before the password change: %d %s", r.status, r.raw)
+		}
+	})
 	t.Run("a removed account stops at once", func(t *testing.T) {
 		s2 := env.server("", "  bob: {password: \"$2a$04$4uKsKXPXqj7SE5URbNMM0.fRrPtPQ4i5AbLhK3.WbeRMpW5P3n5HG\"}\n")
 		if r := refresh(s2, rt, "registry"); r.status != 401 {

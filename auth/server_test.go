@@ -219,12 +219,12 @@ type fakeAuthenticator struct {
 }
 
 func (f *fakeAuthenticator) Name() string { return f.name }
-func (f *fakeAuthenticator) Lookup(ctx context.Context, account string) (authn.Labels, error) {
-	return f.labels, f.err
+func (f *fakeAuthenticator) Lookup(ctx context.Context, account string) (authn.Account, error) {
+	return authn.Account{Name: account, Labels: f.labels}, f.err
 }
-func (f *fakeAuthenticator) Authenticate(ctx context.Context, account, password string) (authn.Labels, error) {
+func (f *fakeAuthenticator) Authenticate(ctx context.Context, account, password string) (authn.Account, error) {
 	f.calls++
-	return f.labels, f.err
+	return authn.Account{Name: account, Labels: f.labels}, f.err
 }
 
 func TestChain(t *testing.T) {

@@ -1,13 +1,20 @@
 package auth
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gatehouse/gatehouse/authn"
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/mongotest"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -23,32 +30,106 @@ func TestUnknownAccountCostsLikeAWrongPassword(t *testing.T) {
 	env.top = "throttle: {enabled: false}\ncache: {ttl: 0}\n"
 	s := env.server("", fmt.Sprintf("  alice: {password: %q}\n", hash))
 
-	measure := func(user string) time.Duration {
+	requireSameTiming(t, s,
+		func(int) (string, string) { return "alice", "wrong" },
+		func(i int) (string, string) { return fmt.Sprintf("nobody%d", i), "wrong" }, 1)
+}
+
+// requireSameTiming measures requests for a known account with a wrong
+// password (known) and for unknown accounts (unknown(i) makes the i-th
+// request), interleaved, each a burst of burst identical concurrent
+// requests, and fails unless their median times agree within 20%. A leak
+// is systematic and fails every attempt; a burst of load from other tests
+// fails one at most, so up to three attempts are made.
+func requireSameTiming(t *testing.T, s *Server, known func(i int) (string, string), unknown func(i int) (string, string), burst int) {
+	t.Helper()
+	measure := func(user, pass string) time.Duration {
 		start := time.Now()
-		if r := get(s, "service=registry", user, "wrong"); r.status != 401 {
-			t.Fatalf("%s: %d %s", user, r.status, r.raw)
+		var wg sync.WaitGroup
+		for range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if r := get(s, "service=registry", user, pass); r.status != 401 {
+					t.Errorf("%s: %d %s", user, r.status, r.raw)
+				}
+			}()
 		}
+		wg.Wait()
 		return time.Since(start)
 	}
-	// A leak is systematic (without the fake comparison an unknown account
-	// answers ~100 times faster) and fails every attempt; a burst of load
-	// from other tests fails one at most, so up to three attempts are made.
 	var ratio float64
 	for attempt := 1; attempt <= 3; attempt++ {
-		var known, unknown []time.Duration
-		for i := range 15 {
-			// Interleaved, so drifts in machine load hit both alike.
-			known = append(known, measure("alice"))
-			unknown = append(unknown, measure(fmt.Sprintf("nobody%d", i)))
+		var k, u []time.Duration
+		for i := range 11 {
+			k = append(k, measure(known(attempt*100+i)))
+			u = append(u, measure(unknown(attempt*100+i)))
 		}
-		mk, mu := median(known), median(unknown)
+		mk, mu := median(k), median(u)
 		ratio = float64(mu) / float64(mk)
-		t.Logf("attempt %d: median wrong password %v, unknown account %v (ratio %.2f)", attempt, mk, mu, ratio)
+		t.Logf("attempt %d: median known account %v, unknown account %v (ratio %.2f)", attempt, mk, mu, ratio)
 		if ratio >= 0.8 && ratio <= 1.2 {
 			return
 		}
 	}
-	t.Fatalf("unknown account vs wrong password median ratio %.2f, want within 20%%", ratio)
+	t.Fatalf("unknown vs known account median ratio %.2f, want within 20%%", ratio)
+}
+
+// TestTimingHidesAccounts covers the timing oracles of hardening round 2:
+// identical concurrent requests (coalesced for known accounts, and now for
+// unknown ones too), mixed bcrypt costs (a cheap hash answered faster than
+// the fake comparison at the highest cost), and a MongoDB-only setup
+// (whose hash costs the chain cannot see in advance).
+func TestTimingHidesAccounts(t *testing.T) {
+	testutil.SkipIfShort(t, "times bcrypt comparisons")
+	t.Run("identical concurrent requests", func(t *testing.T) {
+		hash, _ := bcrypt.GenerateFromPassword([]byte("alicepw"), 8)
+		env := newOAuthEnv(t)
+		env.top = "throttle: {enabled: false}\nlimits: {concurrent_checks: 2}\n"
+		s := env.server("", fmt.Sprintf("  alice: {password: %q}\n", hash))
+		requireSameTiming(t, s,
+			func(i int) (string, string) { return "alice", fmt.Sprintf("wrong%d", i) },
+			func(i int) (string, string) { return fmt.Sprintf("nobody%d", i), "wrong" }, 6)
+	})
+	t.Run("mixed bcrypt costs", func(t *testing.T) {
+		// carol is in htpasswd at the lowest cost; alice's static hash
+		// sets the fake comparison's cost.
+		hash, _ := bcrypt.GenerateFromPassword([]byte("alicepw"), 9)
+		env := newOAuthEnv(t)
+		env.top = "throttle: {enabled: false}\ncache: {ttl: 0}\n"
+		s := env.server("", fmt.Sprintf("  alice: {password: %q}\n", hash))
+		requireSameTiming(t, s,
+			func(int) (string, string) { return "carol", "wrong" },
+			func(i int) (string, string) { return fmt.Sprintf("nobody%d", i), "wrong" }, 1)
+	})
+	t.Run("mongo_auth only", func(t *testing.T) {
+		srv := mongotest.Start(t)
+		hash, _ := bcrypt.GenerateFromPassword([]byte("amy-pw"), authn.MongoAssumedBcryptCost)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := srv.Client(t).Database("docker_auth").Collection("users").InsertOne(ctx, bson.D{{Key: "username", Value: "amy"}, {Key: "password", Value: string(hash)}}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(fmt.Sprintf(`server: {addr: ":0"}
+token: {issuer: x, expiration: 600, certificate: %[1]s/token.pem, key: %[1]s/token.key, generate_if_missing: true}
+throttle: {enabled: false}
+cache: {ttl: 0}
+mongo_auth: {dial_info: {addrs: [%[2]q], timeout: 5s, database: docker_auth}, collection: users}
+acl: [{match: {}, actions: [pull]}]
+`, dir, srv.Addr())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		requireSameTiming(t, s,
+			func(int) (string, string) { return "amy", "wrong" },
+			func(i int) (string, string) { return fmt.Sprintf("nobody%d", i), "wrong" }, 1)
+	})
 }
 
 func median(d []time.Duration) time.Duration {

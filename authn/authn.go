@@ -55,18 +55,37 @@ func (l Labels) Keys() []string {
 	return slices.Sorted(maps.Keys(l))
 }
 
+// Account is what a backend says about an account it accepted or found.
+type Account struct {
+	// Name is the account as the backend spells it, which the ACL, the
+	// throttle, the audit log and the tokens use. Backends that match names
+	// exactly (static, htpasswd, MongoDB) return the name they were asked
+	// for; LDAP returns the directory's own value of the account attribute,
+	// so "BOB" and "bob" are one account there.
+	Name string
+	// Labels are the account's attributes for the ACL; nil for none.
+	Labels Labels
+	// Credential identifies the stored credential: it changes when the
+	// password does (static, htpasswd and MongoDB return the stored hash;
+	// LDAP the value of its credential_attribute). Refresh tokens carry a
+	// keyed fingerprint of it, so a password change revokes them. "" when
+	// the backend has nothing to offer.
+	Credential string
+}
+
 // Authenticator checks credentials against one backend.
 type Authenticator interface {
 	// Name identifies the backend in logs and metrics, e.g. "static".
 	Name() string
 	// Authenticate checks password for account. It honours ctx's deadline.
 	// See the package documentation for the meaning of the errors.
-	Authenticate(ctx context.Context, account, password string) (Labels, error)
+	Authenticate(ctx context.Context, account, password string) (Account, error)
 	// Lookup reports whether account still exists, without a password, and
-	// returns its current labels. Refresh tokens use it on every use, so a
-	// removed account stops working at once. It returns ErrNoMatch for an
-	// unknown account and ErrUnavailable (wrapped) when the backend fails.
-	Lookup(ctx context.Context, account string) (Labels, error)
+	// returns what Authenticate would. Refresh tokens use it on every use,
+	// so a removed account or a changed password stops them at once. It
+	// returns ErrNoMatch for an unknown account and ErrUnavailable
+	// (wrapped) when the backend fails.
+	Lookup(ctx context.Context, account string) (Account, error)
 }
 
 // Checker is implemented by backends that depend on a server (a
@@ -88,7 +107,14 @@ type Knower interface {
 
 // BcryptCoster is implemented by backends that compare bcrypt hashes. The
 // chain uses the highest cost to size the fake comparison it runs for
-// unknown accounts, so they cost as much as a wrong password.
+// unknown accounts, so they cost as much as a wrong password, and pads
+// every password check to the time of one comparison at that cost, so
+// accounts whose hashes are cheaper do not answer faster.
 type BcryptCoster interface {
+	// MaxBcryptCost is the highest cost of the hashes the backend holds
+	// (or expects, when it cannot know them in advance).
 	MaxBcryptCost() int
+	// MinBcryptCost is the lowest; it differs from the highest when the
+	// costs are mixed, which `gatehouse validate` warns about.
+	MinBcryptCost() int
 }

@@ -84,7 +84,8 @@ func TestStaticAuthenticate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			labels, err := s.Authenticate(context.Background(), tc.account, tc.password)
+			acct, err := s.Authenticate(context.Background(), tc.account, tc.password)
+			labels := acct.Labels
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -98,9 +99,9 @@ func TestStaticAuthenticate(t *testing.T) {
 	}
 	t.Run("returned labels are a copy", func(t *testing.T) {
 		l, _ := s.Authenticate(context.Background(), "alice", "alicepw")
-		l["group"][0] = "root"
+		l.Labels["group"][0] = "root"
 		again, _ := s.Authenticate(context.Background(), "alice", "alicepw")
-		if again["group"][0] != "dev" {
+		if again.Labels["group"][0] != "dev" {
 			t.Fatal("caller modified the configured labels")
 		}
 	})
@@ -115,9 +116,9 @@ func TestStaticAuthenticate(t *testing.T) {
 		account string
 		want    error
 	}{{"alice", nil}, {"", nil}, {"mallory", ErrNoMatch}} {
-		labels, err := s.Lookup(context.Background(), tc.account)
-		if err != tc.want || (err == nil && labels == nil) {
-			t.Errorf("Lookup(%q) = %v, %v; want err %v", tc.account, labels, err, tc.want)
+		acct, err := s.Lookup(context.Background(), tc.account)
+		if err != tc.want || (err == nil && (acct.Labels == nil || acct.Name != tc.account)) {
+			t.Errorf("Lookup(%q) = %+v, %v; want err %v", tc.account, acct, err, tc.want)
 		}
 	}
 	if !s.HasAnonymous() || s.MaxBcryptCost() != bcrypt.MinCost {

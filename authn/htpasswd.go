@@ -36,9 +36,9 @@ func (c *HtpasswdConfig) Validate() error {
 
 // Htpasswd authenticates the users of an htpasswd file, read once at load.
 type Htpasswd struct {
-	path    string
-	users   map[string][]byte
-	maxCost int
+	path             string
+	users            map[string][]byte
+	minCost, maxCost int
 }
 
 var (
@@ -90,6 +90,9 @@ func parseHtpasswd(path string, data []byte) (*Htpasswd, error) {
 		}
 		h.users[user] = []byte(hash)
 		h.maxCost = max(h.maxCost, cost)
+		if h.minCost == 0 || cost < h.minCost {
+			h.minCost = cost
+		}
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("htpasswd %s: %w", path, err))
@@ -106,6 +109,9 @@ func (h *Htpasswd) Name() string { return "htpasswd" }
 // MaxBcryptCost returns the highest bcrypt cost in the file.
 func (h *Htpasswd) MaxBcryptCost() int { return h.maxCost }
 
+// MinBcryptCost returns the lowest bcrypt cost in the file.
+func (h *Htpasswd) MinBcryptCost() int { return h.minCost }
+
 // Knows reports whether the file lists account.
 func (h *Htpasswd) Knows(account string) bool {
 	_, ok := h.users[account]
@@ -113,25 +119,26 @@ func (h *Htpasswd) Knows(account string) bool {
 }
 
 // Authenticate checks account and password against the file's entries.
-func (h *Htpasswd) Authenticate(ctx context.Context, account, password string) (Labels, error) {
+func (h *Htpasswd) Authenticate(ctx context.Context, account, password string) (Account, error) {
 	hash, ok := h.users[account]
 	if !ok || account == "" {
-		return nil, ErrNoMatch
+		return Account{}, ErrNoMatch
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: htpasswd: %w", ErrUnavailable, err)
+		return Account{}, fmt.Errorf("%w: htpasswd: %w", ErrUnavailable, err)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
-		return nil, ErrWrongPassword
+		return Account{}, ErrWrongPassword
 	}
-	return nil, nil
+	return Account{Name: account, Credential: string(hash)}, nil
 }
 
 // Lookup reports whether the file lists account; htpasswd users carry no
 // labels.
-func (h *Htpasswd) Lookup(ctx context.Context, account string) (Labels, error) {
-	if _, ok := h.users[account]; !ok || account == "" {
-		return nil, ErrNoMatch
+func (h *Htpasswd) Lookup(ctx context.Context, account string) (Account, error) {
+	hash, ok := h.users[account]
+	if !ok || account == "" {
+		return Account{}, ErrNoMatch
 	}
-	return nil, nil
+	return Account{Name: account, Credential: string(hash)}, nil
 }

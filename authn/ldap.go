@@ -36,6 +36,10 @@ type LDAP struct {
 	timeout   time.Duration
 	logger    *slog.Logger
 	timeLimit int // the search time limit sent to the server, in seconds
+	// accountAttr is the attribute whose value is the account's name
+	// (account_attribute, or the one the filter compares with ${account});
+	// "" keeps names as typed.
+	accountAttr string
 }
 
 var (
@@ -107,8 +111,14 @@ func NewLDAP(cfg LDAPConfig, opts ...LDAPOption) (*LDAP, error) {
 		poolDN = ""
 	}
 	a.pool = newLDAPPool(servers, tlsCfg, poolDN, password, cmp.Or(cfg.PoolSize, DefaultLDAPPoolSize), connect, a.timeout, a.logger)
+	a.accountAttr = cfg.accountAttribute()
 	for _, name := range slices.Sorted(maps.Keys(cfg.Labels)) {
 		a.attrs = append(a.attrs, cfg.Labels[name].Attribute)
+	}
+	for _, attr := range []string{a.accountAttr, cfg.CredentialAttribute} {
+		if attr != "" && !slices.ContainsFunc(a.attrs, func(x string) bool { return strings.EqualFold(x, attr) }) {
+			a.attrs = append(a.attrs, attr)
+		}
 	}
 	if len(a.attrs) == 0 {
 		a.attrs = []string{"1.1"} // RFC 4511: no attributes, only the DN
@@ -147,32 +157,40 @@ var errAmbiguous = errors.New("ldap: the filter finds more than one entry")
 // empty password is never sent (an LDAP bind without one "succeeds" as
 // anonymous): it is ErrNoMatch, as in docker_auth. An account whose filter
 // finds several entries is refused as a wrong password, and logged.
-func (a *LDAP) Authenticate(ctx context.Context, account, password string) (Labels, error) {
+func (a *LDAP) Authenticate(ctx context.Context, account, password string) (Account, error) {
 	if account == "" || password == "" {
-		return nil, ErrNoMatch
+		return Account{}, ErrNoMatch
 	}
-	var labels Labels
+	var acct Account
 	err := a.pool.run(ctx, func(c *ldapConn) (err error) {
 		if a.cfg.InitialBindAsUser {
-			labels, err = a.authenticateAsUser(ctx, c, account, password)
+			acct, err = a.authenticateAsUser(ctx, c, account, password)
 		} else {
-			labels, err = a.authenticate(ctx, c, account, password)
+			acct, err = a.authenticate(ctx, c, account, password)
 		}
 		return err
 	})
-	if errors.Is(err, errAmbiguous) {
+	switch {
+	case errors.Is(err, errAmbiguous):
 		a.logger.Error("ldap: refusing an account that matches several entries; make the filter unique", "account", account, "error", err)
-		return nil, fmt.Errorf("%w: %w", ErrWrongPassword, err)
+		return Account{}, fmt.Errorf("%w: %w", ErrWrongPassword, err)
+	case errors.Is(err, errSpelling):
+		a.logger.Warn("ldap: refusing a login whose name differs from the directory's", "account", account, "error", err)
+		return Account{}, fmt.Errorf("%w: %w", ErrWrongPassword, err)
 	}
-	return labels, a.outcome(err)
+	return acct, a.outcome(err)
 }
 
 // authenticate is search then bind, on a connection bound as the service
 // account.
-func (a *LDAP) authenticate(ctx context.Context, c *ldapConn, account, password string) (Labels, error) {
+func (a *LDAP) authenticate(ctx context.Context, c *ldapConn, account, password string) (Account, error) {
 	entry, err := a.findAccount(ctx, c, account)
 	if err != nil {
-		return nil, err
+		return Account{}, err
+	}
+	name, err := a.spelling(account, entry)
+	if err != nil {
+		return Account{}, err
 	}
 	err = a.bindUser(ctx, c, entry.DN, password)
 	// Bind back whatever the outcome: a refused bind leaves the connection
@@ -181,9 +199,9 @@ func (a *LDAP) authenticate(ctx context.Context, c *ldapConn, account, password 
 		err = selfErr
 	}
 	if err != nil {
-		return nil, err
+		return Account{}, err
 	}
-	return a.labels(ctx, c, account, entry)
+	return a.account(ctx, c, name, entry)
 }
 
 // authenticateAsUser binds as bind_dn with the account filled in (DN
@@ -191,7 +209,7 @@ func (a *LDAP) authenticate(ctx context.Context, c *ldapConn, account, password 
 // another DN. The directory answers "invalid credentials" alike for an
 // unknown DN and a wrong password, so a refused first bind is ErrNoMatch and
 // the next authenticator is asked; so is a DN the directory finds malformed.
-func (a *LDAP) authenticateAsUser(ctx context.Context, c *ldapConn, account, password string) (Labels, error) {
+func (a *LDAP) authenticateAsUser(ctx context.Context, c *ldapConn, account, password string) (Account, error) {
 	// On failure c is marked broken, and closed instead of pooled.
 	defer func() { _ = a.pool.bindSelf(ctx, c) }()
 	dn := strings.ReplaceAll(a.cfg.BindDN, "${account}", ldap.EscapeDN(account))
@@ -200,20 +218,24 @@ func (a *LDAP) authenticateAsUser(ctx context.Context, c *ldapConn, account, pas
 			ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidDNSyntax) ||
 			ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			// %v: the result must not also read as ErrWrongPassword.
-			return nil, fmt.Errorf("%w: %v", ErrNoMatch, err)
+			return Account{}, fmt.Errorf("%w: %v", ErrNoMatch, err)
 		}
-		return nil, err
+		return Account{}, err
 	}
 	entry, err := a.findAccount(ctx, c, account)
 	if err != nil {
-		return nil, err
+		return Account{}, err
+	}
+	name, err := a.spelling(account, entry)
+	if err != nil {
+		return Account{}, err
 	}
 	if !sameDN(entry.DN, dn) {
 		if err := a.bindUser(ctx, c, entry.DN, password); err != nil {
-			return nil, err
+			return Account{}, err
 		}
 	}
-	return a.labels(ctx, c, account, entry)
+	return a.account(ctx, c, name, entry)
 }
 
 // Lookup finds account's entry with the service account's search and
@@ -221,27 +243,31 @@ func (a *LDAP) authenticateAsUser(ctx context.Context, c *ldapConn, account, pas
 // no service account: the search runs anonymously, and a directory that
 // refuses it makes the account unknown (its refresh tokens stop working and
 // the client logs in with its password again).
-func (a *LDAP) Lookup(ctx context.Context, account string) (Labels, error) {
+func (a *LDAP) Lookup(ctx context.Context, account string) (Account, error) {
 	if account == "" {
-		return nil, ErrNoMatch
+		return Account{}, ErrNoMatch
 	}
-	var labels Labels
+	var acct Account
 	err := a.pool.run(ctx, func(c *ldapConn) error {
 		entry, err := a.findAccount(ctx, c, account)
 		if err != nil {
 			return err
 		}
-		labels, err = a.labels(ctx, c, account, entry)
+		name, err := a.spelling(account, entry)
+		if err != nil {
+			return err
+		}
+		acct, err = a.account(ctx, c, name, entry)
 		return err
 	})
 	switch {
-	case errors.Is(err, errAmbiguous):
-		a.logger.Error("ldap: account matches several entries; make the filter unique", "account", account, "error", err)
-		return nil, fmt.Errorf("%w: %w", ErrNoMatch, err)
+	case errors.Is(err, errAmbiguous), errors.Is(err, errSpelling):
+		a.logger.Error("ldap: account no longer resolves to one entry of that name", "account", account, "error", err)
+		return Account{}, fmt.Errorf("%w: %w", ErrNoMatch, err)
 	case a.cfg.InitialBindAsUser && ldap.IsErrorWithCode(err, ldap.LDAPResultInsufficientAccessRights):
-		return nil, fmt.Errorf("%w: %w", ErrNoMatch, err)
+		return Account{}, fmt.Errorf("%w: %w", ErrNoMatch, err)
 	}
-	return labels, a.outcome(err)
+	return acct, a.outcome(err)
 }
 
 // outcome maps an error to the package's sentinels: anything that is not
@@ -292,6 +318,54 @@ func (a *LDAP) bindUser(ctx context.Context, c *ldapConn, dn, password string) e
 		return fmt.Errorf("%w: ldap: bind as %s: %w", ErrWrongPassword, dn, err)
 	}
 	return fmt.Errorf("ldap: bind as %s: %w", dn, err)
+}
+
+// errSpelling is a login whose name is not the directory's spelling, with
+// account_spelling: exact, or that matches none of the entry's names.
+var errSpelling = errors.New("ldap: the name differs from the directory's")
+
+// spelling returns the account's name as the directory spells it: the value
+// of the account attribute that equals typed, compared without case (the
+// directory matched it so). With account_spelling: exact, typed must be
+// that value exactly. When the entry holds no such value (a filter that
+// matched on another attribute) and exactly one value, that one is the
+// name. Without an account attribute the name stays as typed.
+func (a *LDAP) spelling(typed string, entry *ldap.Entry) (string, error) {
+	if a.accountAttr == "" {
+		return typed, nil
+	}
+	values := entry.GetEqualFoldAttributeValues(a.accountAttr)
+	for _, v := range values {
+		if v == typed {
+			return v, nil
+		}
+	}
+	if a.cfg.AccountSpelling == LDAPSpellingExact {
+		return "", fmt.Errorf("%w: %q is spelled %q there (account_spelling: exact)", errSpelling, typed, values)
+	}
+	for _, v := range values {
+		if strings.EqualFold(v, typed) {
+			return v, nil
+		}
+	}
+	if len(values) == 1 {
+		return values[0], nil
+	}
+	return "", fmt.Errorf("%w: %s of %s holds %q, none of them %q", errSpelling, a.accountAttr, entry.DN, values, typed)
+}
+
+// account is the Account of entry, named name: its labels, and the value of
+// credential_attribute as its credential.
+func (a *LDAP) account(ctx context.Context, c *ldapConn, name string, entry *ldap.Entry) (Account, error) {
+	labels, err := a.labels(ctx, c, name, entry)
+	if err != nil {
+		return Account{}, err
+	}
+	acct := Account{Name: name, Labels: labels}
+	if attr := a.cfg.CredentialAttribute; attr != "" {
+		acct.Credential = strings.Join(entry.GetEqualFoldAttributeValues(attr), "\x00")
+	}
+	return acct, nil
 }
 
 // labels builds the account's labels from its entry's attributes and from

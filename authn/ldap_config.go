@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ const (
 //	  connect_timeout: 3s               # TCP, TLS and service bind
 //	  request_timeout: 5s               # each search or bind
 //	  pool_size: 8                      # service connections kept open
+//	  account_attribute: uid            # default: the attribute the filter compares with ${account}
+//	  account_spelling: directory       # directory (default): the account is the entry's own spelling; exact: refuse other spellings
+//	  credential_attribute: pwdChangedTime   # changes with the password: refresh tokens end when it does
 //
 // With initial_bind_as_user: true there is no service account: bind_dn is a
 // template such as "uid=${account},ou=people,dc=example,dc=com" or
@@ -74,6 +78,47 @@ type LDAPConfig struct {
 	ConnectTimeout        time.Duration        `yaml:"connect_timeout"`
 	RequestTimeout        time.Duration        `yaml:"request_timeout"`
 	PoolSize              int                  `yaml:"pool_size"`
+	// AccountAttribute names the attribute whose value is the account's
+	// name, as the directory spells it. Default: the attribute the filter
+	// compares with ${account}, as uid in (&(objectClass=person)(uid=${account})).
+	AccountAttribute string `yaml:"account_attribute"`
+	// AccountSpelling is LDAPSpellingDirectory (default) or
+	// LDAPSpellingExact.
+	AccountSpelling string `yaml:"account_spelling"`
+	// CredentialAttribute names an attribute whose value changes when the
+	// password does (pwdChangedTime with the ppolicy overlay, or
+	// modifyTimestamp); refresh tokens carry a fingerprint of it. Without
+	// it an LDAP account's refresh tokens live until they expire.
+	CredentialAttribute string `yaml:"credential_attribute"`
+}
+
+// The account_spelling modes of ldap_auth.
+const (
+	// LDAPSpellingDirectory takes the directory's spelling of a name the
+	// directory matched ("BOB" logs in as "bob").
+	LDAPSpellingDirectory = "directory"
+	// LDAPSpellingExact refuses a login whose name is not spelled exactly
+	// as in the directory.
+	LDAPSpellingExact = "exact"
+)
+
+// filterAccountAttr finds the attribute of a filter's (attr=${account})
+// comparison.
+var filterAccountAttr = regexp.MustCompile(`\(\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*\$\{account\}\s*\)`)
+
+// ldapAttrName is an attribute description: a name or an OID.
+var ldapAttrName = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)*)$`)
+
+// accountAttribute returns account_attribute, or the attribute the filter
+// compares with ${account}; "" when there is none (names stay as typed).
+func (c *LDAPConfig) accountAttribute() string {
+	if c.AccountAttribute != "" {
+		return c.AccountAttribute
+	}
+	if m := filterAccountAttr.FindStringSubmatch(c.Filter); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // LDAPLabel maps an attribute of the account's entry to a label.
@@ -177,6 +222,19 @@ func (c *LDAPConfig) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		add(fmt.Errorf("must be positive, got %s", c.RequestTimeout), "request_timeout")
+	}
+	switch c.AccountSpelling {
+	case "", LDAPSpellingDirectory, LDAPSpellingExact:
+	default:
+		add(fmt.Errorf("must be directory or exact, got %q", c.AccountSpelling), "account_spelling")
+	}
+	if c.AccountSpelling == LDAPSpellingExact && c.accountAttribute() == "" {
+		add(errors.New("needs account_attribute: the filter compares no attribute with ${account}"), "account_spelling")
+	}
+	for key, attr := range map[string]string{"account_attribute": c.AccountAttribute, "credential_attribute": c.CredentialAttribute} {
+		if attr != "" && !ldapAttrName.MatchString(attr) {
+			add(fmt.Errorf("%q is not an attribute name", attr), key)
+		}
 	}
 	if c.PoolSize < 0 || c.PoolSize > maxLDAPPoolSize {
 		add(fmt.Errorf("must be between 1 and %d, got %d", maxLDAPPoolSize, c.PoolSize), "pool_size")

@@ -148,8 +148,8 @@ func TestLDAPDefaults(t *testing.T) {
 	if p.connectTimeout != DefaultLDAPConnectTimeout || p.requestTimeout != DefaultLDAPRequestTimeout || cap(p.slots) != DefaultLDAPPoolSize {
 		t.Errorf("connect %s, request %s, pool %d: want the defaults", p.connectTimeout, p.requestTimeout, cap(p.slots))
 	}
-	if !slices.Equal(a.attrs, []string{"1.1"}) {
-		t.Errorf("attributes requested = %v, want [1.1] (none) without labels", a.attrs)
+	if !slices.Equal(a.attrs, []string{"uid"}) || a.accountAttr != "uid" {
+		t.Errorf("attributes requested = %v, account attribute %q; want only uid, the filter's account attribute, without labels", a.attrs, a.accountAttr)
 	}
 }
 

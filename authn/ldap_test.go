@@ -78,12 +78,15 @@ func runAuthCases(t *testing.T, a *LDAP, cases []authCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			labels, err := a.Authenticate(testCtx(t), c.account, c.password)
+			acct, err := a.Authenticate(testCtx(t), c.account, c.password)
 			if got := outcome(err); got != c.want {
 				t.Fatalf("Authenticate(%q) = %s (%v), want %s", c.account, got, err, c.want)
 			}
-			if !reflect.DeepEqual(labels, c.labels) {
-				t.Errorf("labels = %v, want %v", labels, c.labels)
+			if !reflect.DeepEqual(acct.Labels, c.labels) {
+				t.Errorf("labels = %v, want %v", acct.Labels, c.labels)
+			}
+			if err == nil && acct.Name != c.account {
+				t.Errorf("account name = %q, want %q (the directory's spelling)", acct.Name, c.account)
 			}
 		})
 	}
@@ -122,7 +125,8 @@ func TestLDAPLookup(t *testing.T) {
 		{"wildcard", "*", "no match", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			labels, err := a.Lookup(testCtx(t), c.account)
+			acct, err := a.Lookup(testCtx(t), c.account)
+			labels := acct.Labels
 			if got := outcome(err); got != c.want {
 				t.Fatalf("Lookup(%q) = %s (%v), want %s", c.account, got, err, c.want)
 			}
@@ -198,9 +202,9 @@ func TestLDAPInitialBindAsUser(t *testing.T) {
 		{"empty password", "alice", "", "no match", nil},
 	})
 	t.Run("lookup searches anonymously", func(t *testing.T) {
-		labels, err := a.Lookup(testCtx(t), "alice")
-		if err != nil || !reflect.DeepEqual(labels, Labels{"groups": {"pushers"}, "posix": {"developers"}}) {
-			t.Fatalf("Lookup(alice) = %v, %v", labels, err)
+		acct, err := a.Lookup(testCtx(t), "alice")
+		if err != nil || !reflect.DeepEqual(acct.Labels, Labels{"groups": {"pushers"}, "posix": {"developers"}}) {
+			t.Fatalf("Lookup(alice) = %+v, %v", acct, err)
 		}
 	})
 	t.Run("pooled connections are anonymous again", func(t *testing.T) {
@@ -280,5 +284,76 @@ func TestLDAPPoolNeverLeavesUserBound(t *testing.T) {
 	}
 	if res, err := l.WhoAmI(nil); err != nil || !strings.EqualFold(res.AuthzID, "dn:"+ldaptest.Alice.DN()) {
 		t.Fatalf("WhoAmI after alice's bind = %+v, %v", res, err)
+	}
+}
+
+// TestLDAPAccountSpelling: the account handed on is the directory's own
+// spelling, whatever case or filter attribute the login used, so an ACL
+// rule or a failure budget for "bob" also holds for "BOB"; with
+// account_spelling: exact other spellings are refused.
+func TestLDAPAccountSpelling(t *testing.T) {
+	srv := ldaptest.Start(t)
+	directory := newTestLDAP(t, testLDAPConfig(srv))
+	exactCfg := testLDAPConfig(srv)
+	exactCfg.AccountSpelling = LDAPSpellingExact
+	exact := newTestLDAP(t, exactCfg)
+	for _, c := range []struct {
+		name, typed string
+		directory   string // the account name returned, or the outcome
+		exact       string
+	}{
+		{"as in the directory", "bob", "bob", "bob"},
+		{"upper case", "BOB", "bob", "wrong password"},
+		{"mixed case", "Bob", "bob", "wrong password"},
+		{"unknown", "bobby", "no match", "no match"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, m := range []struct {
+				a    *LDAP
+				want string
+			}{{directory, c.directory}, {exact, c.exact}} {
+				acct, err := m.a.Authenticate(testCtx(t), c.typed, ldaptest.Bob.Password)
+				got := acct.Name
+				if err != nil {
+					got = outcome(err)
+				}
+				if got != m.want {
+					t.Errorf("account_spelling %q: Authenticate(%q) = %q (%v), want %q", m.a.cfg.AccountSpelling, c.typed, got, err, m.want)
+				}
+				if err == nil && !reflect.DeepEqual(acct.Labels, Labels{"posix": {"developers"}}) {
+					t.Errorf("labels %v: the group search must use the directory's name", acct.Labels)
+				}
+			}
+		})
+	}
+	t.Run("lookup returns the directory's spelling", func(t *testing.T) {
+		if acct, err := directory.Lookup(testCtx(t), "BOB"); err != nil || acct.Name != "bob" {
+			t.Fatalf("Lookup(BOB) = %+v, %v", acct, err)
+		}
+	})
+}
+
+// TestLDAPCredentialAttribute: with credential_attribute the account's
+// credential follows the attribute, so a password change (which changes
+// entryCSN) revokes refresh tokens; without it the credential is empty.
+func TestLDAPCredentialAttribute(t *testing.T) {
+	srv := ldaptest.Start(t)
+	cfg := testLDAPConfig(srv)
+	cfg.CredentialAttribute = "entryCSN"
+	a := newTestLDAP(t, cfg)
+	before, err := a.Authenticate(testCtx(t), "bob", ldaptest.Bob.Password)
+	if err != nil || before.Credential == "" {
+		t.Fatalf("Authenticate(bob) = %+v, %v; want a credential", before, err)
+	}
+	if looked, err := a.Lookup(testCtx(t), "bob"); err != nil || looked.Credential != before.Credential {
+		t.Fatalf("Lookup(bob) credential %q, Authenticate's %q (%v)", looked.Credential, before.Credential, err)
+	}
+	srv.SetPassword(ldaptest.Bob, "bob-new-pw")
+	after, err := a.Lookup(testCtx(t), "bob")
+	if err != nil || after.Credential == before.Credential {
+		t.Fatalf("after the password change Lookup(bob) = %+v, %v; want another credential than %q", after, err, before.Credential)
+	}
+	if acct, err := newTestLDAP(t, testLDAPConfig(srv)).Lookup(testCtx(t), "bob"); err != nil || acct.Credential != "" {
+		t.Fatalf("without credential_attribute Lookup(bob) = %+v, %v; want no credential", acct, err)
 	}
 }

@@ -60,6 +60,7 @@ type Mongo struct {
 
 var (
 	_ Authenticator = (*Mongo)(nil)
+	_ BcryptCoster  = (*Mongo)(nil)
 	_ Checker       = (*Mongo)(nil)
 	_ io.Closer     = (*Mongo)(nil)
 )
@@ -109,27 +110,49 @@ func NewMongo(cfg MongoConfig, opts ...MongoOption) (*Mongo, error) {
 // Name returns "mongo".
 func (m *Mongo) Name() string { return "mongo" }
 
+// MongoAssumedBcryptCost is the bcrypt cost the chain assumes for MongoDB
+// users, whose hashes it cannot see in advance: bcrypt's default, which
+// `gatehouse hash` and most tools write. Unknown accounts spend a
+// comparison at this cost, and every password check takes at least as long.
+const MongoAssumedBcryptCost = bcrypt.DefaultCost
+
+// MaxBcryptCost returns MongoAssumedBcryptCost.
+func (m *Mongo) MaxBcryptCost() int { return MongoAssumedBcryptCost }
+
+// MinBcryptCost returns MongoAssumedBcryptCost.
+func (m *Mongo) MinBcryptCost() int { return MongoAssumedBcryptCost }
+
 // Authenticate looks account up and compares password with its bcrypt
 // hash. The account is always queried as a string value, so a name such as
 // {"$ne": ""} is only a name. A user without a password can not log in.
-func (m *Mongo) Authenticate(ctx context.Context, account, password string) (Labels, error) {
+func (m *Mongo) Authenticate(ctx context.Context, account, password string) (Account, error) {
 	u, err := m.find(ctx, account)
 	if err != nil {
-		return nil, err
+		return Account{}, err
 	}
 	if u.Password == "" || bcrypt.CompareHashAndPassword([]byte(u.Password), []byte(password)) != nil {
-		return nil, ErrWrongPassword
+		return Account{}, ErrWrongPassword
 	}
-	return m.labels(account, u)
+	return m.account(account, u)
 }
 
-// Lookup returns the current labels of account without a password.
-func (m *Mongo) Lookup(ctx context.Context, account string) (Labels, error) {
-	u, err := m.find(ctx, account, options.FindOne().SetProjection(bson.D{{Key: "labels", Value: 1}}))
+// Lookup returns the account's current labels and credential without a
+// password.
+func (m *Mongo) Lookup(ctx context.Context, account string) (Account, error) {
+	u, err := m.find(ctx, account, options.FindOne().SetProjection(bson.D{{Key: "labels", Value: 1}, {Key: "password", Value: 1}}))
 	if err != nil {
-		return nil, err
+		return Account{}, err
 	}
-	return m.labels(account, u)
+	return m.account(account, u)
+}
+
+// account is what Authenticate and Lookup return for the user u.
+func (m *Mongo) account(account string, u *mongoUser) (Account, error) {
+	labels, err := m.labels(account, u)
+	if err != nil {
+		return Account{}, err
+	}
+	return Account{Name: account, Labels: labels, Credential: u.Password}, nil
 }
 
 // find runs the one lookup of a request, bounded by the configured timeout.

@@ -96,8 +96,8 @@ func TestMongoAuthenticate(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Authenticate(%q) error = %v, want %v", tc.account, err, tc.wantErr)
 			}
-			if tc.wantErr == nil && !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("labels = %v, want %v", got, tc.want)
+			if tc.wantErr == nil && (!reflect.DeepEqual(got.Labels, tc.want) || got.Name != tc.account || !strings.HasPrefix(got.Credential, "$2")) {
+				t.Errorf("account = %+v, want labels %v, name %q and the stored hash as credential", got, tc.want, tc.account)
 			}
 		})
 	}
@@ -116,8 +116,8 @@ func TestMongoAuthenticate(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Lookup(%q) error = %v, want %v", tc.account, err, tc.wantErr)
 			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("Lookup(%q) = %v, want %v", tc.account, got, tc.want)
+			if !reflect.DeepEqual(got.Labels, tc.want) || (err == nil && !strings.HasPrefix(got.Credential, "$2")) {
+				t.Errorf("Lookup(%q) = %+v, want labels %v and the stored hash as credential", tc.account, got, tc.want)
 			}
 		}
 	})

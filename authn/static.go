@@ -34,8 +34,8 @@ type StaticConfig map[string]User
 
 // Static authenticates the users listed in the configuration file.
 type Static struct {
-	users   map[string]staticUser
-	maxCost int
+	users            map[string]staticUser
+	minCost, maxCost int
 }
 
 type staticUser struct {
@@ -86,6 +86,9 @@ func (c StaticConfig) build() (*Static, error) {
 			}
 			su.hash = []byte(*u.Password)
 			s.maxCost = max(s.maxCost, cost)
+			if s.minCost == 0 || cost < s.minCost {
+				s.minCost = cost
+			}
 		}
 		for k, vs := range u.Labels {
 			if k == "" {
@@ -111,6 +114,9 @@ func (s *Static) Name() string { return "static" }
 // MaxBcryptCost returns the highest bcrypt cost among the configured users.
 func (s *Static) MaxBcryptCost() int { return s.maxCost }
 
+// MinBcryptCost returns the lowest bcrypt cost among the configured users.
+func (s *Static) MinBcryptCost() int { return s.minCost }
+
 // HasAnonymous reports whether the anonymous account "" is configured.
 func (s *Static) HasAnonymous() bool {
 	_, ok := s.users[""]
@@ -120,25 +126,30 @@ func (s *Static) HasAnonymous() bool {
 // Authenticate checks account and password. The anonymous account matches
 // only an empty password: a client that sends credentials is never quietly
 // downgraded to anonymous.
-func (s *Static) Authenticate(ctx context.Context, account, password string) (Labels, error) {
+func (s *Static) Authenticate(ctx context.Context, account, password string) (Account, error) {
 	u, ok := s.users[account]
 	if !ok {
-		return nil, ErrNoMatch
+		return Account{}, ErrNoMatch
 	}
 	if u.hash == nil {
 		// The anonymous account: only for requests without a password.
 		if password == "" {
-			return u.labels.Clone(), nil
+			return u.account(account), nil
 		}
-		return nil, ErrWrongPassword
+		return Account{}, ErrWrongPassword
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: static: %w", ErrUnavailable, err)
+		return Account{}, fmt.Errorf("%w: static: %w", ErrUnavailable, err)
 	}
 	if bcrypt.CompareHashAndPassword(u.hash, []byte(password)) != nil {
-		return nil, ErrWrongPassword
+		return Account{}, ErrWrongPassword
 	}
-	return u.labels.Clone(), nil
+	return u.account(account), nil
+}
+
+// account is what Authenticate and Lookup return for the user named name.
+func (u *staticUser) account(name string) Account {
+	return Account{Name: name, Labels: u.labels.Clone(), Credential: string(u.hash)}
 }
 
 // Knows reports whether account is configured ("" included).
@@ -147,11 +158,11 @@ func (s *Static) Knows(account string) bool {
 	return ok
 }
 
-// Lookup returns the labels of a configured account ("" included).
-func (s *Static) Lookup(ctx context.Context, account string) (Labels, error) {
+// Lookup returns a configured account ("" included).
+func (s *Static) Lookup(ctx context.Context, account string) (Account, error) {
 	u, ok := s.users[account]
 	if !ok {
-		return nil, ErrNoMatch
+		return Account{}, ErrNoMatch
 	}
-	return u.labels.Clone(), nil
+	return u.account(account), nil
 }

@@ -3,10 +3,12 @@ package token
 import (
 	"crypto"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -44,21 +46,28 @@ type RefreshClaims struct {
 	Authenticator string
 	IssuedAt      time.Time
 	ExpiresAt     time.Time
+	// credential is the fingerprint of the stored credential the token was
+	// issued against; Refresher.Bound compares it with the current one.
+	credential string
 }
 
 type refreshJWT struct {
 	jwt.RegisteredClaims
 	Authenticator string `json:"gh_authn"`
+	// Credential is a keyed fingerprint of the stored credential
+	// (authn.Account.Credential): a password change revokes the token.
+	Credential string `json:"gh_cred"`
 }
 
 // Refresher issues and verifies refresh tokens. It is safe for concurrent
 // use.
 type Refresher struct {
-	secret []byte
-	issuer string
-	ttl    time.Duration
-	now    func() time.Time
-	parser *jwt.Parser
+	secret  []byte
+	credKey []byte // keys the credential fingerprints
+	issuer  string
+	ttl     time.Duration
+	now     func() time.Time
+	parser  *jwt.Parser
 }
 
 // newRefresher returns nil when OAuth2 is off. The secret comes from
@@ -91,7 +100,11 @@ func (c *Config) newRefresher(key crypto.Signer, s *Signer) (*Refresher, error) 
 	if ttl == 0 {
 		ttl = DefaultRefreshExpiration * time.Second
 	}
-	r := &Refresher{secret: secret, issuer: c.Issuer, ttl: ttl, now: s.now}
+	credKey, err := hkdf.Key(sha256.New, secret, nil, "gatehouse refresh-token credential fingerprint v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("token: deriving the credential fingerprint key: %w", err)
+	}
+	r := &Refresher{secret: secret, credKey: credKey, issuer: c.Issuer, ttl: ttl, now: s.now}
 	r.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(c.Issuer),
@@ -105,8 +118,11 @@ func (c *Config) newRefresher(key crypto.Signer, s *Signer) (*Refresher, error) 
 // is off.
 func (s *Signer) Refresher() *Refresher { return s.refresh }
 
-// Issue returns a refresh token for subject, redeemable for service.
-func (r *Refresher) Issue(subject, service, authenticator string) (string, error) {
+// Issue returns a refresh token for subject, redeemable for service, bound
+// to credential: the stored credential (authn.Account.Credential) the
+// subject's password was checked against, of which it keeps a keyed
+// fingerprint.
+func (r *Refresher) Issue(subject, service, authenticator, credential string) (string, error) {
 	now := r.now().Truncate(time.Second)
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -122,6 +138,7 @@ func (r *Refresher) Issue(subject, service, authenticator string) (string, error
 			ID:        base64.RawURLEncoding.EncodeToString(id),
 		},
 		Authenticator: authenticator,
+		Credential:    r.fingerprint(authenticator, subject, credential),
 	})
 	t.Header["typ"] = refreshType
 	raw, err := t.SignedString(r.secret)
@@ -150,11 +167,39 @@ func (r *Refresher) Verify(raw, service string) (*RefreshClaims, error) {
 	if c.Subject == "" || c.Authenticator == "" {
 		return nil, fmt.Errorf("%w: no subject or authenticator", ErrInvalidRefreshToken)
 	}
+	if c.Credential == "" {
+		// Issued before tokens were bound to credentials: it cannot show
+		// that the password did not change since.
+		return nil, fmt.Errorf("%w: bound to no credential", ErrInvalidRefreshToken)
+	}
 	return &RefreshClaims{
 		Subject:       c.Subject,
 		Service:       service,
 		Authenticator: c.Authenticator,
 		IssuedAt:      c.IssuedAt.Time,
 		ExpiresAt:     c.ExpiresAt.Time,
+		credential:    c.Credential,
 	}, nil
+}
+
+// Bound reports whether the token c came from was issued against
+// credential, the account's stored credential now: false once the password
+// changed.
+func (r *Refresher) Bound(c *RefreshClaims, credential string) bool {
+	want := r.fingerprint(c.Authenticator, c.Subject, credential)
+	return hmac.Equal([]byte(c.credential), []byte(want))
+}
+
+// fingerprint is a keyed, truncated HMAC-SHA256 of a stored credential and
+// whose it is: it tells a changed credential from the same one without
+// revealing anything about it (the key never leaves Gatehouse).
+func (r *Refresher) fingerprint(authenticator, subject, credential string) string {
+	m := hmac.New(sha256.New, r.credKey)
+	for _, s := range []string{authenticator, subject, credential} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }

@@ -18,7 +18,7 @@ func TestRefresher(t *testing.T) {
 	if r == nil {
 		t.Fatal("OAuth2 is on by default, but there is no refresher")
 	}
-	raw, err := r.Issue("alice", "registry", "static")
+	raw, err := r.Issue("alice", "registry", "static", "$2a$10$alicehash")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,9 +30,12 @@ func TestRefresher(t *testing.T) {
 		!c.ExpiresAt.Equal(testNow.Truncate(time.Second).Add(DefaultRefreshExpiration*time.Second)) {
 		t.Fatalf("claims %+v", c)
 	}
+	if !r.Bound(c, "$2a$10$alicehash") {
+		t.Fatal("the token is not bound to the credential it was issued against")
+	}
 
 	other := testSigner(t, testKey(t, "rsa2048"), nil).Refresher()
-	otherRaw, _ := other.Issue("alice", "registry", "static")
+	otherRaw, _ := other.Issue("alice", "registry", "static", "$2a$10$alicehash")
 	retyped := func() string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "test issuer", "sub": "alice", "aud": "gatehouse-refresh:registry", "exp": testNow.Add(time.Hour).Unix(), "gh_authn": "static"})
 		out, _ := tok.SignedString(r.secret) // right secret, but typ JWT
@@ -57,6 +60,54 @@ func TestRefresher(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRefreshTokenBoundToCredential: a refresh token carries a keyed
+// fingerprint of the stored credential and its owner, so it stops working
+// when the password (and so the stored hash) changes, and it cannot be
+// moved to another account or authenticator.
+func TestRefreshTokenBoundToCredential(t *testing.T) {
+	r := testSigner(t, testKey(t, "p256"), nil).Refresher()
+	raw, err := r.Issue("alice", "registry", "static", "$2a$10$old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Verify(raw, "registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, credential string
+		change           func(c RefreshClaims) RefreshClaims
+		want             bool
+	}{
+		{"same credential", "$2a$10$old", nil, true},
+		{"changed credential", "$2a$10$new", nil, false},
+		{"credential removed", "", nil, false},
+		{"another account", "$2a$10$old", func(c RefreshClaims) RefreshClaims { c.Subject = "bob"; return c }, false},
+		{"another authenticator", "$2a$10$old", func(c RefreshClaims) RefreshClaims { c.Authenticator = "htpasswd"; return c }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			claims := *c
+			if tc.change != nil {
+				claims = tc.change(claims)
+			}
+			if got := r.Bound(&claims, tc.credential); got != tc.want {
+				t.Fatalf("Bound = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if strings.Contains(raw, "old") {
+		t.Fatal("the token carries the credential in clear")
+	}
+	t.Run("a token without a fingerprint is refused", func(t *testing.T) {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "test issuer", "sub": "alice", "aud": "gatehouse-refresh:registry", "exp": testNow.Add(time.Hour).Unix(), "gh_authn": "static"})
+		tok.Header["typ"] = refreshType
+		unbound, _ := tok.SignedString(r.secret)
+		if _, err := r.Verify(unbound, "registry"); !errors.Is(err, ErrInvalidRefreshToken) || !strings.Contains(err.Error(), "bound to no credential") {
+			t.Fatalf("err = %v, want ErrInvalidRefreshToken: bound to no credential", err)
+		}
+	})
 }
 
 func mustIssue(t *testing.T, s *Signer) string {

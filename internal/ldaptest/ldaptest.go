@@ -117,6 +117,18 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// SetPassword replaces u's password as the directory's administrator, as
+// an operator's password change would.
+func (s *Server) SetPassword(u User, password string) {
+	s.t.Helper()
+	ldapmodify := lookPath(s.t, "ldapmodify", "/usr/bin/ldapmodify")
+	cmd := exec.Command(ldapmodify, "-x", "-H", "ldap://"+s.Addr, "-D", AdminDN, "-w", adminPW)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: userPassword\nuserPassword: %s\n", u.DN(), ssha(password)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("ldaptest: ldapmodify: %v\n%s", err, out)
+	}
+}
+
 // Stop stops slapd (SIGTERM, then SIGKILL after 5 s) and waits for it.
 // Stopping a stopped server does nothing.
 func (s *Server) Stop() {
