@@ -30,16 +30,16 @@ func (p *passingOn) Knows(account string) bool {
 	return !p.gone && (!ok || k.Knows(account))
 }
 
-func (p *passingOn) Authenticate(ctx context.Context, account, password string) (authn.Labels, error) {
+func (p *passingOn) Authenticate(ctx context.Context, account, password string) (authn.Account, error) {
 	p.calls++
 	if p.gone {
-		return nil, authn.ErrNoMatch
+		return authn.Account{}, authn.ErrNoMatch
 	}
-	labels, err := p.Authenticator.Authenticate(ctx, account, password)
+	acct, err := p.Authenticator.Authenticate(ctx, account, password)
 	if errors.Is(err, authn.ErrWrongPassword) {
-		return nil, fmt.Errorf("%w: bind refused", authn.ErrNoMatch)
+		return authn.Account{}, fmt.Errorf("%w: bind refused", authn.ErrNoMatch)
 	}
-	return labels, err
+	return acct, err
 }
 
 // sameNameBackends returns a static backend and an htpasswd backend that

@@ -37,6 +37,7 @@ func TestRefreshVerifyClaims(t *testing.T) {
 		"exp":      testNow.Add(time.Hour).Unix(),
 		"jti":      "id",
 		"gh_authn": "static",
+		"gh_cred":  "fingerprint",
 	}
 	tests := []struct {
 		name    string
@@ -53,6 +54,7 @@ func TestRefreshVerifyClaims(t *testing.T) {
 		{"empty authenticator", jwt.MapClaims{"gh_authn": ""}, ErrInvalidRefreshToken, "authenticator"},
 		{"no authenticator", jwt.MapClaims{"gh_authn": nil}, ErrInvalidRefreshToken, "authenticator"},
 		{"no expiry", jwt.MapClaims{"exp": nil}, jwt.ErrTokenRequiredClaimMissing, "exp"},
+		{"no credential fingerprint", jwt.MapClaims{"gh_cred": nil}, ErrInvalidRefreshToken, "bound to no credential"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +94,7 @@ func TestRefreshVerifyExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := s.Refresher()
-	raw, err := r.Issue("alice", "registry", "static")
+	raw, err := r.Issue("alice", "registry", "static", "$2a$04$hash")
 	if err != nil {
 		t.Fatal(err)
 	}
