@@ -225,7 +225,7 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		st.close()
 		return nil, err
 	}
-	if st.grants, err = newGrantCache(cfg.Cache.TTL.Or(config.DefaultCacheTTL), cfg.Cache.Entries(), s.now); err != nil {
+	if st.grants, err = newGrantCache(cfg.Cache.TTL.Or(config.DefaultCacheTTL), cfg.Cache.Entries(), cfg.Cache.Bytes(), s.now); err != nil {
 		st.close()
 		return nil, err
 	}
