@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"strings"
@@ -191,5 +192,111 @@ func TestGrantSize(t *testing.T) {
 				t.Fatalf("estimate %d bytes per entry, more than twice the %d each holds", estimate/n, held/int64(n))
 			}
 		})
+	}
+}
+
+// keyOf is a distinct key for i.
+func keyOf(g *grantCache, i int) grantKey {
+	k, _ := g.key(httptest.NewRequest(http.MethodGet, fmt.Sprintf("/auth?n=%d", i), nil), netip.Addr{})
+	return k
+}
+
+// checkBytes fails unless the cache's byte count is the sum of its
+// entries' sizes and within max.
+func checkBytes(t *testing.T, g *grantCache, step string) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sum := 0
+	for _, e := range g.entries {
+		sum += e.size
+	}
+	if sum != g.bytes {
+		t.Fatalf("%s: the cache counts %d bytes, its entries hold %d", step, g.bytes, sum)
+	}
+	if g.bytes > g.maxBytes {
+		t.Fatalf("%s: %d bytes, bound is %d", step, g.bytes, g.maxBytes)
+	}
+}
+
+func TestGrantCacheBytes(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	const maxBytes = 256 << 10 // entries up to 4 KiB
+	g, _ := newGrantCache(time.Minute, 10000, maxBytes, func() time.Time { return now })
+	if g.maxEntry != 4<<10 {
+		t.Fatalf("largest entry %d, want 4 KiB", g.maxEntry)
+	}
+	steps := []struct {
+		name        string
+		n, size     int
+		advance     time.Duration
+		wantEntries int // after the step; -1: any
+		wantKept    bool
+	}{
+		{"small entries fill the bound", 200, 1000, 0, 200, true},
+		{"more: the oldest bytes make room", 200, 1000, 0, -1, true},
+		{"one larger than an entry may be: not kept", 1, 4<<10 + 1, 0, -1, false},
+		{"the largest allowed", 50, 4 << 10, 0, -1, true},
+		{"past the TTL, one put sweeps the rest", 1, 1000, time.Minute, 1, true},
+	}
+	next := 0
+	for _, st := range steps {
+		now = now.Add(st.advance)
+		for range st.n {
+			k := keyOf(g, next)
+			next++
+			if kept := g.put(k, &grant{req: &Request{}, size: st.size}, time.Time{}); kept != st.wantKept {
+				t.Fatalf("%s: put reports kept %v", st.name, kept)
+			}
+			if found := g.get(k) != nil; found != st.wantKept {
+				t.Fatalf("%s: found %v just after the put", st.name, found)
+			}
+			checkBytes(t, g, st.name)
+		}
+		if n, _ := g.usage(); st.wantEntries >= 0 && n != st.wantEntries {
+			t.Fatalf("%s: %d entries, want %d", st.name, n, st.wantEntries)
+		}
+	}
+	// Replacing an entry counts its bytes once.
+	k := keyOf(g, 0)
+	g.put(k, &grant{req: &Request{}, size: 3000}, time.Time{})
+	g.put(k, &grant{req: &Request{}, size: 2000}, time.Time{})
+	checkBytes(t, g, "replaced")
+	// An expired entry is dropped by the get that finds it.
+	now = now.Add(10 * time.Second)
+	k2 := keyOf(g, -1)
+	g.put(k2, &grant{req: &Request{}, size: 1000}, now.Add(time.Second))
+	now = now.Add(time.Second)
+	if g.get(k2) != nil {
+		t.Fatal("an expired entry was found")
+	}
+	checkBytes(t, g, "expired get")
+}
+
+// TestGrantCacheSweepShrinks checks that expired entries go without any
+// put, on the next get, and that the map is made anew when it has shrunk:
+// the heap comes back.
+func TestGrantCacheSweepShrinks(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	g, _ := newGrantCache(time.Minute, 1<<20, 1<<30, func() time.Time { return now })
+	before := heapAlloc()
+	const n = 50000
+	e := &grant{req: &Request{}, size: 1} // one for all: what is measured is the map
+	for i := range n {
+		g.put(keyOf(g, i), e, time.Time{})
+	}
+	full := heapAlloc() - before
+	now = now.Add(time.Minute + 15*time.Second)
+	if g.get(keyOf(g, -1)) != nil {
+		t.Fatal("found a key never put")
+	}
+	if entries, bytes := g.usage(); entries != 0 || bytes != 0 {
+		t.Fatalf("%d entries, %d bytes after the TTL, with no put", entries, bytes)
+	}
+	left := heapAlloc() - before
+	runtime.KeepAlive(g)
+	t.Logf("%d entries held %d KiB; %d KiB after they expired", n, full>>10, left>>10)
+	if left > full/4 {
+		t.Fatalf("%d KiB of %d still held after every entry expired: the map kept its tables", left>>10, full>>10)
 	}
 }
