@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,9 @@ func TestGrantCacheFloodMemory(t *testing.T) {
 	}
 	if bytes > bound || bytes < bound/2 {
 		t.Fatalf("the grant cache holds %d bytes: want the bound (%d) reached and kept", bytes, bound)
+	}
+	if got, _ := strconv.ParseFloat(metric(t, s, "gatehouse_grant_cache_bytes"), 64); got != float64(bytes) {
+		t.Fatalf("gatehouse_grant_cache_bytes %v, want %d", got, bytes)
 	}
 	// A request too large for an entry is answered in full every time.
 	hits := metric(t, s, "gatehouse_grant_cache_hits_total")

@@ -90,6 +90,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s.audit.logger = s.logger
 	s.metrics = newMetrics(s.version)
+	s.metrics.watchGrantCache(func() (int, int) {
+		if st := s.state.Load(); st != nil && st.grants != nil {
+			return st.grants.usage()
+		}
+		return 0, 0
+	})
 	s.throttle = newThrottle(s.now)
 	st, err := s.build(cfg)
 	if err != nil {
