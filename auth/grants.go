@@ -30,11 +30,11 @@ import (
 //
 // It is bounded in entries (max) and in bytes (maxBytes, by each entry's
 // estimate, grant.size); an entry over maxEntry (maxBytes/1024, at least
-// 4 KiB) is not
-// remembered at all, so a few large requests cannot push out thousands of
-// usual ones. Expired entries are dropped at the latest a quarter TTL after
-// they expire, by the next get or put; when the map has shrunk to a quarter
-// of its peak it is rebuilt, since a Go map never gives back its tables.
+// 4 KiB) is not remembered at all, so a few large requests cannot push out
+// thousands of usual ones. Expired entries are dropped by the first get or
+// put a quarter TTL or more after the last sweep, and by a get that finds
+// one; when the map has shrunk to a quarter of its peak it is made anew,
+// since a Go map never gives back its tables.
 type grantCache struct {
 	ttl      time.Duration
 	max      int
@@ -87,8 +87,9 @@ func newGrantCache(ttl time.Duration, maxEntries int, maxBytes int64, now func()
 		return nil, err
 	}
 	mb := int(min(maxBytes, math.MaxInt))
-	return &grantCache{ttl: ttl, max: max(maxEntries, 1), maxBytes: mb, maxEntry: max(mb/grantEntryShare, min(grantMinEntry, mb/16)), now: now, macs: macs,
-		entries: make(map[grantKey]*grant)}, nil
+	return &grantCache{ttl: ttl, max: max(maxEntries, 1), maxBytes: mb, now: now, macs: macs,
+		maxEntry: max(mb/grantEntryShare, min(grantMinEntry, mb/16)), // mb/16: room for 16 even when tiny
+		entries:  make(map[grantKey]*grant)}, nil
 }
 
 // key computes the key of a GET request from client address ip. ok is false
