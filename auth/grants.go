@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -20,21 +21,44 @@ import (
 //
 // An entry is keyed by the HMAC-SHA256, under a random key made for this
 // cache, of the three inputs: the credentials themselves are never kept.
-// It holds the parsed request without its password, the identity, the
-// access and the decisions, and lasts the cache TTL, and never longer than
-// the credential cache entry its password check came from, so a changed
-// password or group is seen no later than without it. Only answers that
-// were issued are kept, and only those the static acl decided: acl_mongo's
-// rules can change without a reload.
+// It holds a compact copy (newGrant) of the parsed request without its
+// password, the identity, the access and the decisions, and lasts the
+// cache TTL, and never longer than the credential cache entry its password
+// check came from, so a changed password or group is seen no later than
+// without it. Only answers that were issued are kept, and only those the
+// static acl decided: acl_mongo's rules can change without a reload.
+//
+// It is bounded in entries (max) and in bytes (maxBytes, by each entry's
+// estimate, grant.size); an entry over maxEntry (maxBytes/1024, at least
+// 4 KiB) is not remembered at all, so a few large requests cannot push out
+// thousands of usual ones. Expired entries are dropped by the first get or
+// put a quarter TTL or more after the last sweep, and by a get that finds
+// one; when the map has shrunk to a quarter of its peak it is made anew,
+// since a Go map never gives back its tables.
 type grantCache struct {
-	ttl  time.Duration
-	max  int
-	now  func() time.Time
-	macs *macPool
+	ttl      time.Duration
+	max      int
+	maxBytes int
+	maxEntry int
+	now      func() time.Time
+	macs     *macPool
 
-	mu      sync.Mutex
-	entries map[grantKey]*grant
+	mu        sync.Mutex
+	entries   map[grantKey]*grant
+	bytes     int       // sum of the entries' sizes
+	peak      int       // most entries since the map was made
+	nextSweep time.Time // when expired entries are next looked for
 }
+
+// Limits of the grant cache's byte accounting.
+const (
+	// grantEntryShare: an entry larger than maxBytes/grantEntryShare, or
+	// grantMinEntry if that is more, is not remembered.
+	grantEntryShare = 1024
+	grantMinEntry   = 4 << 10
+	// grantMinRebuild is the peak below which a shrunk map is kept.
+	grantMinRebuild = 1024
+)
 
 // grantKey is the HMAC of a request's Authorization header, query string
 // and client address.
@@ -49,10 +73,12 @@ type grant struct {
 	decisions []Decision
 	complete  bool
 	expires   time.Time
+	size      int // estimated bytes held, map slot included (newGrant)
 }
 
-// newGrantCache returns nil (no caching) when ttl is 0.
-func newGrantCache(ttl time.Duration, max int, now func() time.Time) (*grantCache, error) {
+// newGrantCache returns nil (no caching) when ttl is 0. It holds at most
+// maxEntries entries and maxBytes bytes.
+func newGrantCache(ttl time.Duration, maxEntries int, maxBytes int64, now func() time.Time) (*grantCache, error) {
 	if ttl <= 0 {
 		return nil, nil
 	}
@@ -60,7 +86,10 @@ func newGrantCache(ttl time.Duration, max int, now func() time.Time) (*grantCach
 	if err != nil {
 		return nil, err
 	}
-	return &grantCache{ttl: ttl, max: max, now: now, macs: macs, entries: make(map[grantKey]*grant)}, nil
+	mb := int(min(maxBytes, math.MaxInt))
+	return &grantCache{ttl: ttl, max: max(maxEntries, 1), maxBytes: mb, now: now, macs: macs,
+		maxEntry: max(mb/grantEntryShare, min(grantMinEntry, mb/16)), // mb/16: room for 16 even when tiny
+		entries:  make(map[grantKey]*grant)}, nil
 }
 
 // key computes the key of a GET request from client address ip. ok is false
@@ -89,33 +118,101 @@ func (g *grantCache) key(r *http.Request, ip netip.Addr) (k grantKey, ok bool) {
 
 // get returns the live entry for k, or nil.
 func (g *grantCache) get(k grantKey) *grant {
+	now := g.now()
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sweepIfDue(now)
 	e := g.entries[k]
-	g.mu.Unlock()
-	if e == nil || !g.now().Before(e.expires) {
+	if e == nil {
+		return nil
+	}
+	if !now.Before(e.expires) {
+		g.remove(k, e)
 		return nil
 	}
 	return e
 }
 
 // put remembers e under k: until the TTL, or until, when it is not zero
-// and sooner (the credential cache entry the identity came from).
-func (g *grantCache) put(k grantKey, e *grant, until time.Time) {
-	e.expires = g.now().Add(g.ttl)
+// and sooner (the credential cache entry the identity came from). An
+// entry over maxEntry bytes is not remembered; it reports whether e was.
+func (g *grantCache) put(k grantKey, e *grant, until time.Time) bool {
+	if e.size > g.maxEntry {
+		return false
+	}
+	now := g.now()
+	e.expires = now.Add(g.ttl)
 	if !until.IsZero() && until.Before(e.expires) {
 		e.expires = until
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.entries[k]; !ok && len(g.entries) >= g.max {
-		g.evict()
+	g.sweepIfDue(now)
+	if old := g.entries[k]; old != nil {
+		g.remove(k, old)
+	}
+	if len(g.entries) >= g.max || g.bytes+e.size > g.maxBytes {
+		g.evict(now, e.size)
 	}
 	g.entries[k] = e
+	g.bytes += e.size
+	g.peak = max(g.peak, len(g.entries))
+	return true
 }
 
-// evict makes room. Called with g.mu held.
-func (g *grantCache) evict() {
-	evictFrom(g.entries, g.max, g.now(), func(e *grant) time.Time { return e.expires })
+// remove deletes k, whose entry is e. Called with g.mu held.
+func (g *grantCache) remove(k grantKey, e *grant) {
+	delete(g.entries, k)
+	g.bytes -= e.size
+}
+
+// sweepIfDue drops the expired entries when the last sweep is a quarter
+// TTL old. Called with g.mu held.
+func (g *grantCache) sweepIfDue(now time.Time) {
+	if now.Before(g.nextSweep) {
+		return
+	}
+	g.sweep(now)
+}
+
+// sweep drops the expired entries, and rebuilds the map when it has
+// shrunk to a quarter of its peak. Called with g.mu held.
+func (g *grantCache) sweep(now time.Time) {
+	g.nextSweep = now.Add(max(g.ttl/4, time.Millisecond))
+	for k, e := range g.entries {
+		if !now.Before(e.expires) {
+			g.remove(k, e)
+		}
+	}
+	g.shrink()
+}
+
+// evict makes room for an entry of size bytes: expired entries go first;
+// then arbitrary ones (map order is random) until an eighth of each bound
+// is free. Called with g.mu held.
+func (g *grantCache) evict(now time.Time, size int) {
+	g.sweep(now)
+	for k, e := range g.entries {
+		if len(g.entries) < g.max-g.max/8 && g.bytes+size <= g.maxBytes-g.maxBytes/8 {
+			break
+		}
+		g.remove(k, e)
+	}
+	g.shrink()
+}
+
+// shrink rebuilds the map when it holds a quarter of its peak or less: a
+// Go map keeps the tables of its largest size. Called with g.mu held.
+func (g *grantCache) shrink() {
+	if g.peak < grantMinRebuild || len(g.entries) > g.peak/4 {
+		return
+	}
+	m := make(map[grantKey]*grant, len(g.entries)) // not maps.Clone: it keeps the tables' size
+	for k, e := range g.entries {
+		m[k] = e
+	}
+	g.entries = m
+	g.peak = len(g.entries)
 }
 
 // len returns the number of entries (tests).
@@ -123,6 +220,13 @@ func (g *grantCache) len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.entries)
+}
+
+// usage returns the number of entries and the bytes they hold.
+func (g *grantCache) usage() (entries, bytes int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.entries), g.bytes
 }
 
 // cacheable reports whether an answer may be remembered: a GET with the

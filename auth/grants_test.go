@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -165,7 +166,7 @@ func TestGrantCacheConcurrent(t *testing.T) {
 }
 
 func TestGrantKey(t *testing.T) {
-	g, err := newGrantCache(time.Minute, 10, time.Now)
+	g, err := newGrantCache(time.Minute, 10, config.DefaultCacheMaxBytes, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestGrantKey(t *testing.T) {
 
 func TestGrantCacheBounded(t *testing.T) {
 	now := time.Now()
-	g, _ := newGrantCache(time.Minute, 16, func() time.Time { return now })
+	g, _ := newGrantCache(time.Minute, 16, config.DefaultCacheMaxBytes, func() time.Time { return now })
 	for i := range 100 {
 		k, _ := g.key(httptest.NewRequest(http.MethodGet, "/auth?n="+strings.Repeat("x", i), nil), netip.Addr{})
 		g.put(k, &grant{req: &Request{}}, time.Time{})

@@ -156,10 +156,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 	}
 	g := &grant{req: req, id: id, access: access, decisions: decisions, complete: complete}
 	if s.issue(ctx, w, r, st, g, start, tSign) && remember && cacheable(req, &id, decisions) {
-		kept := *req
-		kept.Password = ""
-		g.req = &kept
-		st.grants.put(key, g, id.until)
+		st.grants.put(key, newGrant(req, id, access, decisions, complete), id.until)
 	}
 }
 

@@ -125,6 +125,20 @@ func newMetrics(version string) *Metrics {
 	return m
 }
 
+// watchGrantCache adds gauges of the grant cache's entries and estimated
+// bytes, read from usage at each scrape.
+func (m *Metrics) watchGrantCache(usage func() (entries, bytes int)) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_grant_cache_entries",
+			Help: "Grants remembered by the grant cache.",
+		}, func() float64 { n, _ := usage(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_grant_cache_bytes",
+			Help: "Estimated memory held by the grant cache's entries (bounded by cache.max_bytes).",
+		}, func() float64 { _, b := usage(); return float64(b) }))
+}
+
 // Handler serves the metrics in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

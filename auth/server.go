@@ -90,6 +90,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s.audit.logger = s.logger
 	s.metrics = newMetrics(s.version)
+	s.metrics.watchGrantCache(func() (int, int) {
+		if st := s.state.Load(); st != nil && st.grants != nil {
+			return st.grants.usage()
+		}
+		return 0, 0
+	})
 	s.throttle = newThrottle(s.now)
 	st, err := s.build(cfg)
 	if err != nil {
@@ -229,7 +235,7 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		s.logger.Warn("bcrypt costs are mixed: every password check is padded to the time of the costliest, so cheaper hashes buy no speed; rehash them at one cost",
 			"lowest", lowest, "highest", highest, "floor", st.chain.floor.Round(time.Millisecond))
 	}
-	if st.grants, err = newGrantCache(cfg.Cache.TTL.Or(config.DefaultCacheTTL), cfg.Cache.Entries(), s.now); err != nil {
+	if st.grants, err = newGrantCache(cfg.Cache.TTL.Or(config.DefaultCacheTTL), cfg.Cache.Entries(), cfg.Cache.Bytes(), s.now); err != nil {
 		st.close()
 		return nil, err
 	}

@@ -120,6 +120,21 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"17|cache.ttl|want a duration", "17|cache.max_entries|negative", "19|limits.concurrent_checks|positive", "20|limits.check_wait|want a duration"},
 		},
 		{
+			name: "cache max_bytes too small",
+			yml:  base + "cache:\n  max_bytes: 4KiB\n",
+			want: []string{"18|cache.max_bytes|at least 65536"},
+		},
+		{
+			name: "cache max_bytes negative",
+			yml:  base + "cache: {max_bytes: -1}\n",
+			want: []string{"17|cache.max_bytes|at least"},
+		},
+		{
+			name: "cache max_bytes not a size",
+			yml:  base + "cache: {max_bytes: 32MB}\n",
+			want: []string{"17|cache.max_bytes|want a size"},
+		},
+		{
 			name: "throttle",
 			yml:  base + "throttle: {ip_failures: -1, delay: 0s, max_delay: 1s}\n",
 			want: []string{"17|throttle.ip_failures|positive", "17|throttle.delay|positive"},
@@ -292,7 +307,43 @@ func TestDurations(t *testing.T) {
 		t.Fatal("ttl: 0 must turn the cache off, not take the default")
 	}
 	c, _ = parse(t, base)
-	if c.Cache.TTL.Or(DefaultCacheTTL) != DefaultCacheTTL || c.Cache.Entries() != DefaultCacheMaxEntries || c.Limits.Checks() < 1 {
+	if c.Cache.TTL.Or(DefaultCacheTTL) != DefaultCacheTTL || c.Cache.Entries() != DefaultCacheMaxEntries || c.Limits.Checks() < 1 ||
+		c.Cache.Bytes() != DefaultCacheMaxBytes {
 		t.Fatal("defaults")
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        int64 // -1: refused
+	}{
+		{"plain bytes", "1048576", 1 << 20},
+		{"KiB", "512KiB", 512 << 10},
+		{"MiB", "32MiB", 32 << 20},
+		{"GiB with a space", "2 GiB", 2 << 30},
+		{"B", "65536B", 65536},
+		{"decimal unit refused", "32MB", -1},
+		{"fraction refused", "1.5MiB", -1},
+		{"no number", "MiB", -1},
+		{"overflow", "9000000000GiB", -1},
+		{"a list", "[1]", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, perr := parse(t, base+"cache: {max_bytes: "+tt.value+"}\n")
+			if tt.want < 0 {
+				if perr == nil || !strings.Contains(perr.Error(), "cache.max_bytes") {
+					t.Fatalf("%q accepted (%v)", tt.value, perr)
+				}
+				return
+			}
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			if got := c.Cache.Bytes(); got != tt.want {
+				t.Fatalf("%q: %d bytes, want %d", tt.value, got, tt.want)
+			}
+		})
 	}
 }

@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -44,22 +46,70 @@ func (d Duration) Or(def time.Duration) time.Duration {
 	return def
 }
 
+// ByteSize is an amount of memory written as a number of bytes (33554432)
+// or with a binary unit: "512KiB", "32MiB", "1GiB".
+type ByteSize int64
+
+// byteUnits are the units ByteSize accepts, longest first.
+var byteUnits = []struct {
+	suffix string
+	shift  uint
+}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"B", 0}}
+
+// UnmarshalYAML accepts 33554432, "32MiB" or "32 MiB".
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	bad := func() error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a size such as 33554432 or \"32MiB\", got %q", n.Line, n.Value)}}
+	}
+	if n.Kind != yaml.ScalarNode {
+		return bad()
+	}
+	num, shift := strings.TrimSpace(n.Value), uint(0)
+	for _, u := range byteUnits {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, shift = strings.TrimSpace(v), u.shift
+			break
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v > math.MaxInt64>>shift || v < math.MinInt64>>shift {
+		return bad()
+	}
+	*b = ByteSize(v << shift)
+	return nil
+}
+
 // Cache is the `cache:` section: the credential cache that makes a repeat
-// login cost a signature instead of a bcrypt comparison or an LDAP bind.
+// login cost a signature instead of a bcrypt comparison or an LDAP bind,
+// and the grant cache in front of it that remembers whole GET answers.
 //
 //	cache:
 //	  ttl: 60s             # how long a successful check is remembered; 0 turns the cache off
-//	  max_entries: 10000   # bound on remembered (authenticator, account, password) triples
+//	  max_entries: 10000   # bound on remembered checks, and on remembered grants
+//	  max_bytes: 32MiB     # bound on the memory the grant cache holds; a grant over max_bytes/1024 is not remembered
 type Cache struct {
 	TTL        Duration `yaml:"ttl"`
 	MaxEntries int      `yaml:"max_entries"`
+	MaxBytes   ByteSize `yaml:"max_bytes"`
 }
 
-// Defaults of the cache section.
+// Defaults and limits of the cache section.
 const (
 	DefaultCacheTTL        = 60 * time.Second
 	DefaultCacheMaxEntries = 10000
+	DefaultCacheMaxBytes   = 32 << 20
+	// MinCacheMaxBytes is the smallest max_bytes accepted: below it the
+	// grant cache could hold too few entries to be of use.
+	MinCacheMaxBytes = 64 << 10
 )
+
+// Bytes returns max_bytes or its default.
+func (c Cache) Bytes() int64 {
+	if c.MaxBytes == 0 {
+		return DefaultCacheMaxBytes
+	}
+	return int64(c.MaxBytes)
+}
 
 // Entries returns max_entries or its default.
 func (c Cache) Entries() int {
@@ -76,6 +126,9 @@ func (c *Cache) validate() error {
 	}
 	if c.MaxEntries < 0 {
 		errs = append(errs, cfgerr.At(errors.New("must not be negative"), "max_entries"))
+	}
+	if c.MaxBytes < 0 || (c.MaxBytes > 0 && c.MaxBytes < MinCacheMaxBytes) {
+		errs = append(errs, cfgerr.At(fmt.Errorf("must be at least %d (64KiB); leave it out for the default, 32MiB", MinCacheMaxBytes), "max_bytes"))
 	}
 	return errors.Join(errs...)
 }
