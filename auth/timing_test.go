@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,4 +138,27 @@ func median(d []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// TestMixedBcryptCostsWarn: a configuration whose hashes have different
+// costs is logged as a warning when it is built (what `gatehouse validate`
+// prints), and one whose hashes share a cost is not.
+func TestMixedBcryptCostsWarn(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cost int // alice's static hash; carol's htpasswd hash is at bcrypt.MinCost
+		warn bool
+	}{
+		{"mixed", bcrypt.MinCost + 1, true},
+		{"one cost", bcrypt.MinCost, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hash, _ := bcrypt.GenerateFromPassword([]byte("alicepw"), tc.cost)
+			var logs testutil.SyncBuffer
+			newOAuthEnv(t).server("", fmt.Sprintf("  alice: {password: %q}\n", hash), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			if got := strings.Contains(logs.String(), "bcrypt costs are mixed"); got != tc.warn {
+				t.Fatalf("warned %v, want %v; log:\n%s", got, tc.warn, logs.String())
+			}
+		})
+	}
 }
