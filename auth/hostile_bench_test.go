@@ -2,9 +2,12 @@ package auth
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,22 +37,16 @@ func fillScopes(limit int, next func(i int) string) []string {
 	}
 }
 
-// hostileShapes are the most expensive requests to parse that pass
-// parsing, each filling limit bytes of scope parameters.
+// hostileShapes are the most expensive scope lists to parse and decide,
+// each filling limit bytes of scope parameters.
 func hostileShapes(limit int) map[string][]string {
 	long := func(i int) string { // MaxNameLength bytes, distinct in the last bytes
 		n := fmt.Sprintf("alice/%02d", i%MaxScopes)
 		return strings.Repeat("x", MaxNameLength-len(n)) + n
 	}
 	return map[string][]string{
-		// The reported attack: one name, every scope with 16 actions.
+		// One name, every scope with the same 16 actions: each merged.
 		"one-name-16-actions": fillScopes(limit, func(int) string { return "repository:alice/app:" + hostileActions }),
-		// 64 short names, then each again: the most lookups per byte.
-		"64-names-repeated": fillScopes(limit, func(i int) string { return fmt.Sprintf("repository:alice/%02d:a%02d", i%MaxScopes, i%MaxActions) }),
-		// 64 max-length names differing at the end, repeated.
-		"long-names-repeated": fillScopes(limit, func(i int) string { return "repository:" + long(i) + ":pull,push" }),
-		// 64 max-length names with 16 actions each: the largest grant.
-		"long-names-16-actions": fillScopes(limit, func(i int) string { return "repository:" + long(i) + ":" + hostileActions }),
 		// The attack as reported: one name, 16 new actions in every scope.
 		// Refused (400) once the merged actions pass MaxActions.
 		"one-name-new-actions-400": fillScopes(limit, func(i int) string {
@@ -58,6 +55,16 @@ func hostileShapes(limit int) map[string][]string {
 				a[j] = fmt.Sprintf("a%d", i*MaxActions+j)
 			}
 			return "repository:alice/app:" + strings.Join(a, ",")
+		}),
+		// 64 short names, then each again: the most lookups per byte.
+		"64-names-repeated": fillScopes(limit, func(i int) string { return fmt.Sprintf("repository:alice/%02d:a%02d", i%MaxScopes, i%MaxActions) }),
+		// Max-length names differing at the end, repeated.
+		"long-names-repeated": fillScopes(limit, func(i int) string { return "repository:" + long(i) + ":pull,push" }),
+		// Max-length names with 16 actions each.
+		"long-names-16-actions": fillScopes(limit, func(i int) string { return "repository:" + long(i) + ":" + hostileActions }),
+		// Granted: alice's own names, as long as they go, 16 actions each.
+		"granted-long-names": fillScopes(limit, func(i int) string {
+			return fmt.Sprintf("repository:alice/%02d%s:%s", i%MaxScopes, strings.Repeat("y", MaxNameLength-8), hostileActions)
 		}),
 		// Equal-length actions repeated many times in one scope.
 		"repeated-actions": {"repository:alice/app:" + strings.Repeat(hostileActions+",", (limit-64)/len(url.QueryEscape(hostileActions+",")))},
@@ -91,11 +98,13 @@ func scopeQuery(scopes []string) string {
 // authenticated (alice's password from the credential cache), decided and
 // signed. docs/performance.md has the figures; the bound is 10× typical.
 func BenchmarkHostileRequest(b *testing.B) {
-	run := func(b *testing.B, mk func() *http.Request) {
+	run := func(b *testing.B, r *http.Request, body string) {
 		s := benchHandlerServer(b, "")
 		s.state.Load().grants = nil
 		w := &benchWriter{h: http.Header{}}
-		s.ServeHTTP(w, mk()) // fills the credential cache
+		rd := strings.NewReader(body)
+		r.Body = io.NopCloser(rd)
+		s.ServeHTTP(w, r) // fills the credential cache
 		want := w.status
 		if want != http.StatusOK && want != http.StatusBadRequest {
 			b.Fatalf("status %d", w.status)
@@ -105,36 +114,56 @@ func BenchmarkHostileRequest(b *testing.B) {
 		cpu := processCPU()
 		for b.Loop() {
 			w.status = 0
-			s.ServeHTTP(w, mk())
+			rd.Reset(body)
+			s.ServeHTTP(w, r)
 		}
 		b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 		if w.status != want {
 			b.Fatalf("status %d, first %d", w.status, want)
 		}
 	}
-	get := func(query string) func() *http.Request {
-		return func() *http.Request {
-			r := httptest.NewRequest(http.MethodGet, "/auth?"+query, nil)
-			r.RemoteAddr = "127.0.0.1:40000"
-			r.SetBasicAuth("alice", "alicepw")
-			return r
-		}
+	get := func(query string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/auth?"+query, nil)
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.SetBasicAuth("alice", "alicepw")
+		return r
 	}
-	post := func(form string) func() *http.Request {
-		return func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/auth", strings.NewReader(form))
-			r.RemoteAddr = "127.0.0.1:40000"
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			return r
-		}
+	post := func(form string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/auth", strings.NewReader(form))
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return r
 	}
-	b.Run("typical-get", func(b *testing.B) { run(b, get(scopeQuery([]string{"repository:alice/app:pull,push"}))) })
+	typical := scopeQuery([]string{"repository:alice/app:pull,push"})
+	b.Run("typical-get", func(b *testing.B) { run(b, get(typical), "") })
 	postPrefix := "grant_type=password&client_id=bench&username=alice&password=alicepw&"
-	b.Run("typical-post", func(b *testing.B) { run(b, post(postPrefix+scopeQuery([]string{"repository:alice/app:pull,push"}))) })
-	for name, scopes := range hostileShapes(MaxQueryLength - 64) {
-		b.Run("get-"+name, func(b *testing.B) { run(b, get(scopeQuery(scopes))) })
+	b.Run("typical-post", func(b *testing.B) { run(b, post(postPrefix+typical), postPrefix+typical) })
+	names := slices.Sorted(maps.Keys(hostileShapes(0)))
+	for _, name := range names {
+		q := scopeQuery(hostileShapes(MaxQueryLength - 64)[name])
+		b.Run("get-"+name, func(b *testing.B) { run(b, get(q), "") })
 	}
-	for name, scopes := range hostileShapes(MaxFormBytes - 128) {
-		b.Run("post-"+name, func(b *testing.B) { run(b, post(postPrefix+scopeQuery(scopes))) })
+	// A form carries MaxScopeText of scopes, the rest of MaxFormBytes in an
+	// unknown field whose escapes are checked.
+	for _, name := range names {
+		form := postPrefix + scopeQuery(hostileShapes(MaxScopeText - 64)[name])
+		form = padForm(form)
+		b.Run("post-"+name, func(b *testing.B) { run(b, post(form), form) })
 	}
+	// The most parameters, then padding.
+	params := strings.Repeat("a=%41&", MaxQueryParams-8)
+	b.Run("get-params", func(b *testing.B) { run(b, get(params+typical), "") })
+	form := padForm(postPrefix + params + typical)
+	b.Run("post-params", func(b *testing.B) { run(b, post(form), form) })
+	// Past the limits: refused after reading.
+	form = padForm(postPrefix + strings.Repeat("a&", MaxQueryParams) + typical)
+	b.Run("post-too-many-params-400", func(b *testing.B) { run(b, post(form), form) })
+	form = postPrefix + scopeQuery(hostileShapes(MaxFormBytes - 128)["granted-long-names"])
+	b.Run("post-scope-too-long-400", func(b *testing.B) { run(b, post(form), form) })
+}
+
+// padForm fills form to MaxFormBytes with an unknown field of escapes.
+func padForm(form string) string {
+	n := (MaxFormBytes - len(form) - len("&pad=")) / 3
+	return form + "&pad=" + strings.Repeat("%41", n)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -30,14 +31,32 @@ const (
 
 var formFieldNames = []string{"grant_type", "service", "client_id", "access_type", "username", "password", "refresh_token"}
 
-// maxParams is the most parameters, scope aside, a query can keep.
-const maxParams = 8
+// maxFields is the most parameters, scope aside, a query can keep.
+const maxFields = 8
+
+// Limits on what parseQuery reads, so that a form body (MaxFormBytes) costs
+// no more than a GET query (MaxQueryLength) of the same scopes plus a read
+// of the rest.
+const (
+	// MaxQueryParams bounds the parameters of a query or form, empty ones
+	// included (net/url stops at 10,000).
+	MaxQueryParams = 1024
+	// MaxScopeText bounds the scope values of one request, as sent
+	// (escaped): what fits in a GET query.
+	MaxScopeText = MaxQueryLength
+)
+
+// Errors of parseQuery past its limits.
+var (
+	errTooManyParams = errors.New("too many parameters")
+	errScopeTooLong  = errors.New("scope parameters too long")
+)
 
 // query is a parsed GET query string or POST form: the first value of each
 // parameter Gatehouse reads, and every scope value in order.
 type query struct {
-	values [maxParams]string
-	set    [maxParams]bool
+	values [maxFields]string
+	set    [maxFields]bool
 	scopes []string
 }
 
@@ -48,14 +67,21 @@ func (q *query) has(p int) bool { return q.set[p] }
 
 // parseQuery parses a query string or form body as url.ParseQuery does,
 // with the same errors (a semicolon, a malformed escape in any key or
-// value), keeping only the parameters named in names (at most maxParams)
-// and scope, without building a map. The work is linear in len(raw).
+// value), keeping only the parameters named in names (at most maxFields)
+// and scope, without building a map. Past MaxQueryParams parameters or
+// MaxScopeText bytes of scope values it fails with errTooManyParams or
+// errScopeTooLong. The work is linear in len(raw), and values of other
+// parameters are checked, not decoded.
 func parseQuery(raw string, names []string) (q query, err error) {
+	params, scopeText := 0, 0
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
 		if strings.Contains(pair, ";") {
 			return q, errors.New("invalid semicolon separator in query")
+		}
+		if params++; params > MaxQueryParams {
+			return q, errTooManyParams
 		}
 		if pair == "" {
 			continue
@@ -64,56 +90,87 @@ func parseQuery(raw string, names []string) (q query, err error) {
 		if k, err = queryUnescape(k); err != nil {
 			return q, err
 		}
+		i := slices.Index(names, k)
+		switch {
+		case k == "scope":
+			if scopeText += len(v); scopeText > MaxScopeText {
+				return q, errScopeTooLong
+			}
+		case i < 0 || q.set[i]:
+			if !validEscapes(v) {
+				return q, errEscape
+			}
+			continue
+		}
 		if v, err = queryUnescape(v); err != nil {
 			return q, err
 		}
 		if k == "scope" {
 			q.scopes = append(q.scopes, v)
-			continue
-		}
-		for i, name := range names {
-			if k == name && !q.set[i] {
-				q.values[i], q.set[i] = v, true
-			}
+		} else {
+			q.values[i], q.set[i] = v, true
 		}
 	}
 	return q, nil
+}
+
+// validEscapes reports whether every '%' in s starts a valid escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
 }
 
 // errEscape is the error of a malformed %-escape.
 var errEscape = errors.New("invalid URL escape")
 
 // queryUnescape is url.QueryUnescape, without a copy when there is
-// nothing to unescape, and copying the runs between escapes whole rather
-// than byte by byte.
+// nothing to unescape, and finding the escapes with strings.IndexByte
+// rather than looking at every byte.
 func queryUnescape(s string) (string, error) {
-	if !strings.ContainsAny(s, "%+") {
+	pct, plus := indexFrom(s, '%', 0), indexFrom(s, '+', 0)
+	if pct == len(s) && plus == len(s) {
 		return s, nil
 	}
 	var b strings.Builder
 	b.Grow(len(s))
 	start := 0
-	for i := 0; i < len(s); {
-		switch s[i] {
-		case '+':
-			b.WriteString(s[start:i])
+	for {
+		i := min(pct, plus)
+		b.WriteString(s[start:i])
+		if i == len(s) {
+			return b.String(), nil
+		}
+		if i == plus {
 			b.WriteByte(' ')
-			i++
-		case '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return "", errEscape
-			}
-			b.WriteString(s[start:i])
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 3
-		default:
-			i++
+			start = i + 1
+			plus = indexFrom(s, '+', start)
 			continue
 		}
-		start = i
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", errEscape
+		}
+		b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+		start = i + 3
+		pct = indexFrom(s, '%', start)
+		if plus < start {
+			plus = indexFrom(s, '+', start)
+		}
 	}
-	b.WriteString(s[start:])
-	return b.String(), nil
+}
+
+// indexFrom is the index of the first c in s at or after from, or len(s).
+func indexFrom(s string, c byte, from int) int {
+	if i := strings.IndexByte(s[from:], c); i >= 0 {
+		return from + i
+	}
+	return len(s)
 }
 
 func isHex(c byte) bool {
@@ -144,7 +201,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (query, *Error) {
 	}
 	f, err := parseQuery(string(body), formFieldNames)
 	if err != nil {
-		return query{}, badRequest("malformed form body")
+		return query{}, queryError(err, "malformed form body")
 	}
 	return f, nil
 }
@@ -166,4 +223,13 @@ func readBody(body io.Reader, contentLength int64) ([]byte, error) {
 	}
 	rest, err := io.ReadAll(body) // more than announced
 	return append(buf, rest...), err
+}
+
+// queryError is the answer to an error of parseQuery: 400, with code
+// TOO_LARGE past a limit, else BAD_REQUEST with message malformed.
+func queryError(err error, malformed string) *Error {
+	if errors.Is(err, errTooManyParams) || errors.Is(err, errScopeTooLong) {
+		return &Error{Status: http.StatusBadRequest, Code: CodeTooLarge, Message: err.Error()}
+	}
+	return badRequest("%s", malformed)
 }

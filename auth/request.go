@@ -79,7 +79,7 @@ func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, 
 	}
 	q, err := parseQuery(r.URL.RawQuery, queryParamNames)
 	if err != nil {
-		return nil, badRequest("malformed query string")
+		return nil, queryError(err, "malformed query string")
 	}
 	req := &Request{Grant: GrantPassword, Service: q.get(qService), ClientID: q.get(qClientID)}
 	if e := req.parseCredentials(r.Header.Values("Authorization")); e != nil {
