@@ -90,6 +90,9 @@ func ParseScopes(values []string) ([]Scope, error) {
 				i = len(out)
 				out = append(out, Scope{Type: typ, Name: name,
 					Actions: make([]string, 0, min(strings.Count(actions, ",")+1, MaxActions))})
+				if len(hashes) == cap(hashes) && cap(hashes) < MaxScopes {
+					hashes = append(make([]actionHashes, 0, MaxScopes), hashes...) // once, not doubling
+				}
 				hashes = append(hashes, actionHashes{})
 				if index != nil {
 					index[resource{typ, name}] = i
@@ -145,7 +148,7 @@ func parseScope(raw string) (typ, name, actions string, err error) {
 // actionHashes are the hashes of a scope's actions, so that an action is
 // compared with the others by a word each, and with the text of one only
 // when the hashes are equal.
-type actionHashes [MaxActions]uint64
+type actionHashes [MaxActions]uint32
 
 // actionSeed keys the hashes: random, so that a client cannot choose
 // actions that collide.
@@ -160,7 +163,7 @@ next:
 		if a == "" {
 			continue
 		}
-		x := maphash.String(actionSeed, a)
+		x := uint32(maphash.String(actionSeed, a))
 		for i, y := range h[:len(dst)] {
 			if y == x && dst[i] == a {
 				continue next
