@@ -15,7 +15,7 @@ import (
 
 // validate loads and builds a configuration exactly as serve would, without
 // listening: every problem is printed with its line and the exit code is 1.
-// ACL warnings are printed too but do not fail.
+// Configuration and ACL warnings are printed too but do not fail.
 func validate(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprint(stderr, "gatehouse validate: want exactly one argument, the configuration file\n\n"+usage)
@@ -25,6 +25,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	for _, p := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning:", p)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, _, err := build(cfg, auth.WithLogger(logger))

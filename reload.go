@@ -97,10 +97,11 @@ func (rl *reloader) apply(cfg *config.Config, cert *tls.Certificate, reason stri
 		rl.cert.Store(cert)
 	}
 	o, n := old.Server, cfg.Server
-	if o.Addr != n.Addr || o.Net != n.Net || o.MetricsAddr != n.MetricsAddr ||
+	if o.Addr != n.Addr || o.Net != n.Net || o.MetricsAddr != n.MetricsAddr || o.Connections() != n.Connections() ||
 		(o.Certificate == "") != (n.Certificate == "") || old.Log.Format != cfg.Log.Format {
-		rl.logger.Warn("reloaded, but listener and log format changes (server.addr, net, metrics_addr, TLS on/off, log.format) take effect only after a restart")
+		rl.logger.Warn("reloaded, but listener and log format changes (server.addr, net, metrics_addr, max_connections, TLS on/off, log.format) take effect only after a restart")
 	}
+	logWarnings(rl.logger, cfg)
 	rl.logger.Info("configuration reloaded", "reason", reason, "config", rl.path)
 }
 

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
@@ -94,11 +96,13 @@ func serve(path string, stderr io.Writer) int {
 	}
 	defer srv.Close()
 
+	logWarnings(logger, cfg)
 	ln, err := listen(cfg.Server.Net, cfg.Server.Addr)
 	if err != nil {
 		logger.Error("cannot listen", "addr", cfg.Server.Addr, "err", err)
 		return 1
 	}
+	ln = netutil.LimitListener(ln, cfg.Server.Connections())
 	var certPtr atomic.Pointer[tls.Certificate]
 	certPtr.Store(cert)
 	hs := newHTTPServer(cfg.Server, srv, &certPtr, logger)
@@ -147,6 +151,14 @@ func serve(path string, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return code
+}
+
+// logWarnings logs what the configuration has that is valid but probably
+// wrong (config.Warnings).
+func logWarnings(logger *slog.Logger, cfg *config.Config) {
+	for _, p := range cfg.Warnings() {
+		logger.Warn("configuration warning", "problem", p.String())
+	}
 }
 
 func metricsMux(srv *auth.Server) http.Handler {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -101,6 +102,17 @@ func (a *auditRecord) appendJSON(b []byte) []byte {
 	return append(b, "}\n"...)
 }
 
+// sizeHint is about the length of the record's line unescaped, so that a
+// large one is one allocation rather than a doubling series.
+func (a *auditRecord) sizeHint() int {
+	n := 384 + len(a.account) + len(a.authenticator) + len(a.clientID) + len(a.service)
+	for i := range a.decisions {
+		d := &a.decisions[i]
+		n += 48 + len(d.Scope) + len(d.Granted) + len(d.Comment) + len(d.ACL)
+	}
+	return n
+}
+
 // auditLog writes audit lines: straight to a writer in slog's JSON shape
 // when the process logs JSON there (WithJSONAuditLog), else through the
 // logger. Either way the logger's level decides whether they are written.
@@ -127,7 +139,7 @@ func (l auditLog) write(ctx context.Context, a *auditRecord) {
 		return
 	}
 	bp := auditBufPool.Get().(*[]byte)
-	line := a.appendJSON((*bp)[:0])
+	line := a.appendJSON(slices.Grow((*bp)[:0], a.sizeHint()))
 	_, _ = l.w.Write(line)
 	if cap(line) <= maxPooledAudit {
 		*bp = line

@@ -168,6 +168,9 @@ func grantedScope(access []token.Access) string {
 func writeJSON(w http.ResponseWriter, resp *tokenResponse) {
 	buf := bodyPool.Get().(*[]byte)
 	defer putBody(buf)
+	if n := len(resp.Token) + len(resp.AccessToken) + len(resp.Scope) + len(resp.RefreshToken) + 128; cap(*buf) < n {
+		*buf = make([]byte, 0, n) // one allocation for a large token, not a doubling series
+	}
 	body, ok := appendTokenResponse((*buf)[:0], resp)
 	if !ok {
 		body, _ = json.Marshal(resp)

@@ -60,9 +60,23 @@ func TestParseQueryMatchesNetURL(t *testing.T) {
 		"service=x&b=%",
 		"serv%69ce=x&account=bob%40example.com",
 		"unknown=1&other=2&service=s",
+		"service=%41%62%2b%2B+%7e&scope=%",
+		"service=a%4",
+		"service=a%4g",
+		"service=%g1",
+		"service=%",
+		"service=ab%20",
+		"service=%e2%82%ac+x%2C%2cy&account=%00",
+		"service=+&scope=+&scope=%2B",
+		"grant_type=password&username=alice&password=&access_type=offline&refresh_token=t%3D",
+		"password&username=a&grant_type=x&grant_type=y",
 	} {
 		want, wantErr := url.ParseQuery(raw)
-		got, err := parseQuery(raw)
+		got, err := parseQuery(raw, queryParamNames)
+		form, formErr := parseQuery(raw, formFieldNames)
+		if (formErr != nil) != (err != nil) {
+			t.Errorf("%q: error %v as a form, %v as a query", raw, formErr, err)
+		}
 		if (err != nil) != (wantErr != nil) {
 			t.Errorf("%q: error %v, net/url says %v", raw, err, wantErr)
 			continue
@@ -73,6 +87,12 @@ func TestParseQueryMatchesNetURL(t *testing.T) {
 		for i, name := range queryParamNames {
 			if got.get(i) != want.Get(name) {
 				t.Errorf("%q: %s = %q, net/url says %q", raw, name, got.get(i), want.Get(name))
+			}
+		}
+		for i, name := range formFieldNames {
+			if form.get(i) != want.Get(name) || form.has(i) != want.Has(name) {
+				t.Errorf("%q: form field %s = %q (present %v), net/url says %q (%v)",
+					raw, name, form.get(i), form.has(i), want.Get(name), want.Has(name))
 			}
 		}
 		if !reflect.DeepEqual(got.scopes, want["scope"]) {

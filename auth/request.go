@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 )
@@ -78,9 +77,9 @@ func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, 
 	if len(r.URL.RawQuery) > MaxQueryLength {
 		return nil, &Error{Status: http.StatusBadRequest, Code: CodeTooLarge, Message: "query string too long"}
 	}
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := parseQuery(r.URL.RawQuery, queryParamNames)
 	if err != nil {
-		return nil, badRequest("malformed query string")
+		return nil, queryError(err, "malformed query string")
 	}
 	req := &Request{Grant: GrantPassword, Service: q.get(qService), ClientID: q.get(qClientID)}
 	if e := req.parseCredentials(r.Header.Values("Authorization")); e != nil {
@@ -105,69 +104,6 @@ func parseRequest(r *http.Request, ipc clientIPConfig, refresh bool) (*Request, 
 		req.Offline = b
 	}
 	return req.finish(r, q.scopes, ipc)
-}
-
-// The query parameters of a GET token request that Gatehouse reads.
-const (
-	qService = iota
-	qClientID
-	qAccount
-	qOfflineToken
-	numQueryParams
-)
-
-var queryParamNames = [numQueryParams]string{"service", "client_id", "account", "offline_token"}
-
-// query is a parsed GET query string: the first value of each parameter
-// Gatehouse reads, and every scope value in order.
-type query struct {
-	values [numQueryParams]string
-	set    [numQueryParams]bool
-	scopes []string
-}
-
-func (q *query) get(p int) string { return q.values[p] }
-
-// parseQuery parses a query string as url.ParseQuery does, with the same
-// errors (a semicolon, a malformed escape in any key or value), keeping
-// only what Gatehouse reads, without building a map.
-func parseQuery(raw string) (q query, err error) {
-	for raw != "" {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		if strings.Contains(pair, ";") {
-			return q, errors.New("invalid semicolon separator in query")
-		}
-		if pair == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		if k, err = queryUnescape(k); err != nil {
-			return q, err
-		}
-		if v, err = queryUnescape(v); err != nil {
-			return q, err
-		}
-		if k == "scope" {
-			q.scopes = append(q.scopes, v)
-			continue
-		}
-		for i, name := range queryParamNames {
-			if k == name && !q.set[i] {
-				q.values[i], q.set[i] = v, true
-			}
-		}
-	}
-	return q, nil
-}
-
-// queryUnescape is url.QueryUnescape, without a copy when there is
-// nothing to unescape.
-func queryUnescape(s string) (string, error) {
-	if !strings.ContainsAny(s, "%+") {
-		return s, nil
-	}
-	return url.QueryUnescape(s)
 }
 
 // finish parses the scopes and finds the client address.
@@ -199,22 +135,17 @@ func parsePost(w http.ResponseWriter, r *http.Request, ipc clientIPConfig) (*Req
 	if err != nil || ct != "application/x-www-form-urlencoded" {
 		return nil, badRequest("want Content-Type application/x-www-form-urlencoded")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "request body too large"}
-		}
-		return nil, badRequest("malformed form body")
+	f, e := readForm(w, r)
+	if e != nil {
+		return nil, e
 	}
-	f := r.PostForm
-	req := &Request{OAuth2: true, Grant: f.Get("grant_type"), Service: f.Get("service"), ClientID: f.Get("client_id")}
-	for _, field := range []string{"grant_type", "service", "client_id"} {
-		if f.Get(field) == "" {
-			return nil, badRequest("missing required field %s", field)
+	req := &Request{OAuth2: true, Grant: f.get(fGrantType), Service: f.get(fService), ClientID: f.get(fClientID)}
+	for _, field := range []int{fGrantType, fService, fClientID} {
+		if f.get(field) == "" {
+			return nil, badRequest("missing required field %s", formFieldNames[field])
 		}
 	}
-	switch f.Get("access_type") {
+	switch f.get(fAccessType) {
 	case "", "online":
 	case "offline":
 		req.Offline = true
@@ -223,19 +154,19 @@ func parsePost(w http.ResponseWriter, r *http.Request, ipc clientIPConfig) (*Req
 	}
 	switch req.Grant {
 	case GrantPassword:
-		if f.Get("username") == "" || !f.Has("password") {
+		if f.get(fUsername) == "" || !f.has(fPassword) {
 			return nil, badRequest("grant_type password needs username and password")
 		}
-		req.Account, req.Password, req.HasCredentials = f.Get("username"), f.Get("password"), true
+		req.Account, req.Password, req.HasCredentials = f.get(fUsername), f.get(fPassword), true
 	case GrantRefresh:
-		if f.Get("refresh_token") == "" {
+		if f.get(fRefreshToken) == "" {
 			return nil, badRequest("missing required field refresh_token")
 		}
-		req.RefreshToken, req.HasCredentials = f.Get("refresh_token"), true
+		req.RefreshToken, req.HasCredentials = f.get(fRefreshToken), true
 	default:
 		return nil, badRequest("unsupported grant_type %q: want password or refresh_token", truncate(req.Grant))
 	}
-	return req.finish(r, f["scope"], ipc)
+	return req.finish(r, f.scopes, ipc)
 }
 
 // parseCredentials reads the Basic Authorization header, if any.

@@ -84,6 +84,7 @@ func (l Log) SlogLevel() slog.Level {
 //	  real_ip_header: X-Forwarded-For  # take the client IP from this header
 //	  real_ip_pos: -1            # which comma-separated entry; negative counts from the end
 //	  metrics_addr: ":9090"      # serve /metrics here instead of on addr
+//	  max_connections: 10000     # connections open at once; more wait to be accepted
 type Server struct {
 	Addr          string `yaml:"addr"`
 	Net           string `yaml:"net"`
@@ -95,12 +96,21 @@ type Server struct {
 	HSTS          bool   `yaml:"hsts"`
 	TLSMinVersion string `yaml:"tls_min_version"`
 	MetricsAddr   string `yaml:"metrics_addr"`
+	// MaxConnections bounds the open connections on addr; 0 (unset)
+	// means DefaultMaxConnections. See Connections.
+	MaxConnections int `yaml:"max_connections"`
 
 	// docker_auth server keys Gatehouse does not implement.
 	LetsEncrypt         yaml.Node `yaml:"letsencrypt"`
 	TLSCurvePreferences yaml.Node `yaml:"tls_curve_preferences"`
 	TLSCipherSuites     yaml.Node `yaml:"tls_cipher_suites"`
 }
+
+// DefaultMaxConnections is server.max_connections when unset.
+const DefaultMaxConnections = 10000
+
+// Connections returns max_connections or its default.
+func (s Server) Connections() int { return orInt(s.MaxConnections, DefaultMaxConnections) }
 
 type unsupportedSections struct {
 	GoogleAuth  yaml.Node `yaml:"google_auth"`

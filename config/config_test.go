@@ -180,6 +180,11 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"3|server.path_prefix|start with /", "4|server.real_ip_pos|real_ip_header"},
 		},
 		{
+			name: "negative max_connections",
+			yml:  strings.Replace(base, `addr: ":5001"`, "addr: \":5001\"\n  max_connections: -1", 1),
+			want: []string{"3|server.max_connections|must be positive"},
+		},
+		{
 			name: "letsencrypt is refused",
 			yml:  strings.Replace(base, `addr: ":5001"`, "addr: \":5001\"\n  letsencrypt: {email: a@b.c}", 1),
 			want: []string{"3|server.letsencrypt|not supported"},

@@ -118,6 +118,9 @@ func (s *Server) validate() error {
 	if (s.Certificate == "") != (s.Key == "") {
 		add(errors.New("certificate and key go together: set both to serve HTTPS, or neither"), "certificate")
 	}
+	if s.MaxConnections < 0 {
+		add(fmt.Errorf("must be positive (unset or 0 means %d)", DefaultMaxConnections), "max_connections")
+	}
 	if s.RealIPPos != 0 && s.RealIPHeader == "" {
 		add(errors.New("needs real_ip_header"), "real_ip_pos")
 	}

@@ -1,0 +1,25 @@
+package config
+
+import "github.com/gatehouse/gatehouse/internal/cfgerr"
+
+// Warnings returns what is valid but probably wrong in the configuration,
+// each naming its file, line and key as a Problem does. They do not stop
+// Gatehouse: validate prints them and serve logs them at start.
+func (c *Config) Warnings() []Problem {
+	var out []Problem
+	warn := func(msg string, path ...string) {
+		line, col := c.posOf(path)
+		out = append(out, Problem{File: c.file, Line: line, Column: col, Key: cfgerr.Key(path), Msg: msg})
+	}
+	if s := c.Server; s.RealIPHeader != "" && s.RealIPPos == 0 {
+		key := "real_ip_pos"
+		if mappingValue(c.value("server"), key) == nil {
+			key = "real_ip_header" // real_ip_pos left at its default
+		}
+		warn("real_ip_pos 0 takes the first entry of "+s.RealIPHeader+", which the client writes: "+
+			"any client can then pick the address the throttle counts and ip rules match; "+
+			"use -1 (the entry your proxy appends; the same entry for a header the proxy sets alone)",
+			"server", key)
+	}
+	return out
+}
