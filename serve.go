@@ -108,8 +108,11 @@ func serve(path string, stderr io.Writer) int {
 	hs := newHTTPServer(cfg.Server, srv, &certPtr, logger)
 	servers := []*http.Server{hs}
 	errc := make(chan error, 2)
+	// Read before Serve starts: net/http's HTTP/2 setup may write
+	// hs.TLSConfig from the serving goroutine.
+	useTLS := hs.TLSConfig != nil
 	go func() {
-		if hs.TLSConfig != nil {
+		if useTLS {
 			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
@@ -126,7 +129,7 @@ func serve(path string, stderr io.Writer) int {
 		go func() { errc <- ms.Serve(mln) }()
 	}
 	logger.Info("gatehouse serving", "version", buildVersion(), "addr", ln.Addr().String(),
-		"tls", hs.TLSConfig != nil, "path_prefix", cfg.Server.PathPrefix, "metrics_addr", cfg.Server.MetricsAddr, "config", path)
+		"tls", useTLS, "path_prefix", cfg.Server.PathPrefix, "metrics_addr", cfg.Server.MetricsAddr, "config", path)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -23,7 +23,7 @@ func FuzzParseScopes(f *testing.F) {
 			return
 		}
 		for _, sc := range scopes {
-			if sc.Type == "" || sc.Name == "" || len(sc.Name) > MaxNameLength || len(sc.Actions) > MaxActions {
+			if sc.Type == "" || len(sc.Name) > MaxNameLength || len(sc.Actions) > MaxActions {
 				t.Fatalf("parsed %q into %+v", value, sc)
 			}
 			again, err := ParseScopes([]string{sc.String()})

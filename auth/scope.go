@@ -136,9 +136,8 @@ func parseScope(raw string) (typ, name, actions string, err error) {
 	if !isLowerAlnum(typ) {
 		return "", "", "", fmt.Errorf("%w %q: resource type must be lowercase letters and digits", ErrInvalidScope, truncate(raw))
 	}
-	if name == "" {
-		return "", "", "", fmt.Errorf("%w %q: empty resource name", ErrInvalidScope, truncate(raw))
-	}
+	// An empty name is a name, as in docker_auth: zot asks for its catalog
+	// with "repository::pull", and the ACL decides on it.
 	if len(name) > MaxNameLength {
 		return "", "", "", fmt.Errorf("%w: resource name longer than %d bytes", ErrInvalidScope, MaxNameLength)
 	}

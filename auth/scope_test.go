@@ -35,6 +35,8 @@ func TestParseScopes(t *testing.T) {
 		{"empty action list", []string{"repository:a/b:"},
 			[]Scope{{"repository", "a/b", []string{}}}},
 		{"blank value ignored", []string{"", "  "}, nil},
+		{"empty name (zot's catalog)", []string{"repository::pull"},
+			[]Scope{{"repository", "", []string{"pull"}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +68,6 @@ func TestParseScopesErrors(t *testing.T) {
 	}{
 		{"no colon", []string{"repository"}, "type:name:actions"},
 		{"one colon", []string{"repository:a/b"}, "type:name:actions"},
-		{"empty name", []string{"repository::pull"}, "empty resource name"},
 		{"empty type", []string{":a/b:pull"}, "resource type"},
 		{"uppercase type", []string{"Repository:a/b:pull"}, "resource type"},
 		{"unclosed class", []string{"repository(plugin:a/b:pull"}, "resource class"},
