@@ -17,9 +17,11 @@ import (
 //   - "**" alone matches everything.
 //
 // Anywhere else ("a**", "**${account}") two stars mean one, as in
-// path.Match and docker_auth, which reads every "**" as "*". A glob with
-// such a "**" is matched by a regexp translated from it (linear time); the
-// others keep path.Match.
+// path.Match and docker_auth, which reads every "**" as "*". A glob whose
+// only such "**" ends it ("${account}/**", the usual namespace rule) is
+// matched with path.Match on the text up to each "/" of the value (tail);
+// another is matched by a regexp translated from it (linear time). Globs
+// without one keep path.Match.
 
 // errGlobSyntax is returned for a glob path.Match would refuse.
 var errGlobSyntax = errors.New("syntax error in pattern")
@@ -138,18 +140,65 @@ func classChar(s string) (rune, int, error) {
 	return r, esc + n, nil
 }
 
-// compileDeepGlob returns the anchored regexp of a glob without
-// placeholders, or nil when the glob has no whole-segment "**".
-func compileDeepGlob(src, glob string) (*regexp.Regexp, error) {
-	body, deep, err := globRegex(glob, true, true)
-	if err != nil || !deep {
-		return nil, err
+// deepGlob sets p.deep for a glob without placeholders that has a
+// whole-segment "**", and p.tail, or else p.re, its anchored regexp.
+func (p *pattern) deepGlob() error {
+	body, deep, err := globRegex(p.lit, true, true)
+	switch {
+	case err != nil || !deep:
+		return err
+	case isTail(p.lit, true):
+		p.deep, p.tail = true, true
+		return nil
 	}
 	re, err := regexp.Compile(`(?s)^` + body + `$`)
 	if err != nil {
-		return nil, fmt.Errorf("invalid glob %q: %v", src, err)
+		return fmt.Errorf("invalid glob %q: %v", p.src, err)
 	}
-	return re, nil
+	p.deep, p.re = true, re
+	return nil
+}
+
+// isTail reports whether a glob, or the last text part of one (start: it
+// is also the first part), ends with a "/**" segment and has no other.
+func isTail(text string, start bool) bool {
+	if !strings.HasSuffix(text, "/**") || strings.HasSuffix(text, "***") {
+		return false
+	}
+	_, deep, err := globRegex(text[:len(text)-2], start, false)
+	return err == nil && !deep
+}
+
+// tailParts reports whether the only whole-segment "**" of a glob with
+// placeholders is a "/**" that ends it.
+func (p *pattern) tailParts() bool {
+	last := len(p.parts) - 1
+	if p.parts[last].kind != partText || !isTail(p.parts[last].text, last == 0) {
+		return false
+	}
+	for i, pt := range p.parts[:last] {
+		if _, deep, _ := globRegex(pt.text, i == 0, false); pt.kind == partText && deep {
+			return false
+		}
+	}
+	return true
+}
+
+// tailMatch reports whether s is a string head matches followed by
+// anything, for a glob head without "**" segments that ends with "/":
+// the "a/" of "a/**".
+func tailMatch(head, s string) bool {
+	for i := strings.IndexByte(s, '/'); i >= 0; {
+		if globMatch(head, s[:i+1]) {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '/')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // deepParts turns the text parts of a glob with placeholders into regexp
@@ -157,6 +206,12 @@ func compileDeepGlob(src, glob string) (*regexp.Regexp, error) {
 // "**", and sets p.deep. The placeholders' values are then regex-quoted,
 // as in a /regex/.
 func (p *pattern) deepParts() error {
+	if p.tailParts() {
+		last := &p.parts[len(p.parts)-1]
+		last.text = strings.TrimSuffix(last.text, "**")
+		p.deep, p.tail = true, true
+		return nil
+	}
 	out := make([]part, 0, len(p.parts)+2)
 	out = append(out, part{kind: partText, text: `(?s)^`})
 	var deep bool

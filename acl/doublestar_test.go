@@ -6,6 +6,7 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,10 @@ func TestDoubleStar(t *testing.T) {
 		{"${account}/**", "(a|b)", []string{"(a|b)/x/y"}, []string{"a/x/y", "b/x"}},
 		{"${account}/**", "a$", []string{"a$/x"}, []string{"a"}},
 		{"${account}/**", "", []string{"/x/y"}, []string{"x/y"}},
+		{"${account}/**", "a/b", []string{"a/b/x", "a/b/x/y"}, []string{"a/x", "a/c/x"}},
+		{"[${account}]/**", "ab", []string{"a/x/y", "b/x"}, []string{"c/x", "ab/x"}},
+		{"team-${labels:team}/**", "", nil, []string{"team-/x"}}, // no label: no match
+		{"x/${account}/**", "alice", []string{"x/alice/y/z"}, []string{"x/alice", "x/bob/y", "alice/y"}},
 		// Classes, questions marks and escapes keep their meaning.
 		{"[a-c]/**", "", []string{"b/x/y"}, []string{"d/x/y"}},
 		{"[^a-c]/**", "", []string{"d/x/y", "//x"}, []string{"a/x"}},
@@ -120,20 +125,28 @@ func TestGlobRegexIsPathMatch(t *testing.T) {
 
 func TestDoubleStarCompile(t *testing.T) {
 	tests := []struct {
-		src  string
-		deep bool
-		err  string
+		src        string
+		deep, tail bool
+		err        string
 	}{
-		{"a/**", true, ""},
-		{"**", true, ""},
-		{"a**", false, ""},
-		{"${account}/**", true, ""},
-		{"${account}**", false, ""},
-		{"${labels:team}/**/${account}", true, ""},
-		{"[${account}]/**", false, "a character class cannot hold a placeholder"},
-		{"[${account}]/*", false, ""}, // without a ** segment, path.Match as before
-		{"/^a/**$/", false, "invalid nested repetition operator"},
-		{"**/[a-", false, "invalid glob"},
+		{"a/**", true, true, ""},
+		{"a/**/b/**", true, false, ""},
+		{"**/a/**", true, false, ""},
+		{"**", true, false, ""},
+		{"/**", true, true, ""},
+		{"a/***", false, false, ""},
+		{"a**", false, false, ""},
+		{"${account}/**", true, true, ""},
+		{"**/${account}/**", true, false, ""},
+		{"${account}/**/**", true, false, ""},
+		{"${account}/x**", false, false, ""},
+		{"${account}**", false, false, ""},
+		{"${labels:team}/**/${account}", true, false, ""},
+		{"[${account}]/**", true, true, ""}, // path.Match on the head: the class may hold it
+		{"[${account}]/**/x", false, false, "a character class cannot hold a placeholder"},
+		{"[${account}]/*", false, false, ""}, // without a ** segment, path.Match as before
+		{"/^a/**$/", false, false, "invalid nested repetition operator"},
+		{"**/[a-", false, false, "invalid glob"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
@@ -145,8 +158,8 @@ func TestDoubleStarCompile(t *testing.T) {
 				}
 			case err != nil:
 				t.Fatal(err)
-			case p.deep != tt.deep:
-				t.Fatalf("deep = %v, want %v", p.deep, tt.deep)
+			case p.deep != tt.deep || p.tail != tt.tail:
+				t.Fatalf("deep, tail = %v, %v, want %v, %v", p.deep, p.tail, tt.deep, tt.tail)
 			}
 		})
 	}
@@ -207,3 +220,47 @@ func FuzzGlobRegex(f *testing.F) {
 }
 
 func must(ok bool, _ error) bool { return ok }
+
+// TestTailMatchIsRegex: the globs ending with their only "**" segment,
+// matched without a regexp, match what their regexp translation matches.
+func TestTailMatchIsRegex(t *testing.T) {
+	globs := []string{"a/**", "/**", "a//**", "*/**", "a*/**", "[a-c]/**", "[^a]/**", "[/]/**", "?/**", `a\/**`, `\a/**`,
+		"a/*/b/**", "*/*/**", "a**/**", "a/[x-y]?/**"}
+	names := []string{"", "a", "a/", "a/b", "a/b/c", "/", "//", "/a", "a//", "a//b", "ab/c", "b/c/d", "d/x", "a/x/b/c", "a/xy/b/c",
+		"a/xa/z", "x/y/z/w", "a\n/b", "\xff/a", "é/x", "/a/b"}
+	for _, g := range globs {
+		p, err := compilePattern(g)
+		if err != nil || !p.tail {
+			t.Fatalf("%q: tail %v, %v", g, p != nil && p.tail, err)
+		}
+		body, _, _ := globRegex(g, true, true)
+		re := regexp.MustCompile(`(?s)^` + body + `$`)
+		for _, s := range names {
+			if got, want := p.match(s, nil), re.MatchString(s); got != want {
+				t.Errorf("%q on %q: %v, the regexp says %v", g, s, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkNamespaceRule decides the usual namespace rule, "${account}/*"
+// and "${account}/**", for 5,000 accounts in turn (more than the regex
+// cache holds).
+func BenchmarkNamespaceRule(b *testing.B) {
+	accounts := make([]string, 5000)
+	for i := range accounts {
+		accounts[i] = "user" + strconv.Itoa(i)
+	}
+	for _, glob := range []string{"${account}/*", "${account}/**", "${account}/**/sig"} {
+		a := mustCompile(b, []Rule{{Match: &Match{Account: str("/.+/"), Name: str(glob)}, Actions: acts("*")}})
+		b.Run(strings.ReplaceAll(glob, "/", "|"), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				acc := accounts[i%len(accounts)]
+				i++
+				a.Decide(&Request{Account: acc, Name: acc + "/charts/sig", Actions: pullPush})
+			}
+		})
+	}
+}

@@ -54,10 +54,10 @@ type kind uint8
 
 const (
 	kindLiteral     kind = iota // s == lit
-	kindGlob                    // path.Match(lit, s); with deep, re.MatchString(s)
+	kindGlob                    // path.Match(lit, s); with deep, tailMatch or re.MatchString(s)
 	kindRegex                   // re.MatchString(s)
 	kindTmplLiteral             // s == the parts with raw values (a glob without metacharacters)
-	kindTmplGlob                // path.Match(parts with glob-escaped values, s); with deep, as kindTmplRegex
+	kindTmplGlob                // path.Match(parts with glob-escaped values, s); with deep, tailMatch or as kindTmplRegex
 	kindTmplRegex               // cached regexp of the parts with regex-quoted values
 )
 
@@ -87,7 +87,8 @@ type pattern struct {
 	lit    string         // kindLiteral: the value; kindGlob: the glob
 	prefix string         // kindLiteral, kindGlob: text every match starts with (the literal; the glob up to its first metacharacter)
 	re     *regexp.Regexp // kindRegex; kindGlob with deep
-	deep   bool           // kindGlob, kindTmplGlob: a "**" path segment (doublestar.go) makes it a regexp
+	deep   bool           // kindGlob, kindTmplGlob: a "**" path segment (doublestar.go) makes it a regexp…
+	tail   bool           // …unless the only one ends it: lit, or the last text part, then lacks the "**"
 	shape  regexShape     // kindRegex: what re matches, when that needs no regexp engine
 	parts  []part         // kindTmpl*
 	labels []string       // distinct label keys the placeholders use, in order
@@ -120,11 +121,10 @@ func compilePattern(src string) (*pattern, error) {
 			if err := checkGlob(src, body); err != nil {
 				return nil, err
 			}
-			r, err := compileDeepGlob(src, body)
-			if err != nil {
+			p.kind, p.lit = kindGlob, body
+			if err := p.deepGlob(); err != nil {
 				return nil, err
 			}
-			p.kind, p.lit, p.re, p.deep = kindGlob, body, r, r != nil
 			p.prefix = body[:strings.IndexAny(body, `*?[\`)]
 		default:
 			p.kind, p.lit, p.prefix = kindLiteral, body, body
@@ -358,7 +358,10 @@ func (p *pattern) match(s string, e *env) bool {
 		if !strings.HasPrefix(s, p.prefix) {
 			return false // most globs of a long list fail here, without path.Match
 		}
-		if p.deep {
+		switch {
+		case p.tail:
+			return tailMatch(p.lit[:len(p.lit)-2], s)
+		case p.deep:
 			return p.re.MatchString(s)
 		}
 		return globMatch(p.lit, s)
@@ -443,7 +446,7 @@ func (p *pattern) matchWith(s string, e *env, vals [][]string, idx []int) bool {
 		}
 		return rest == ""
 	}
-	glob := p.kind == kindTmplGlob && !p.deep
+	glob := p.kind == kindTmplGlob && (!p.deep || p.tail)
 	quote := appendRegexQuoted
 	if glob {
 		quote = appendGlobEscaped
@@ -458,7 +461,10 @@ func (p *pattern) matchWith(s string, e *env, vals [][]string, idx []int) bool {
 		}
 	}
 	e.buf = b
-	if glob {
+	switch {
+	case p.tail:
+		return tailMatch(string(b), s)
+	case glob:
 		return globMatch(string(b), s)
 	}
 	re := e.cache.get(b)
