@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/acl"
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/authn"
 	"github.com/gatehouse/gatehouse/config"
@@ -15,7 +16,8 @@ import (
 
 // validate loads and builds a configuration exactly as serve would, without
 // listening: every problem is printed with its line and the exit code is 1.
-// Configuration and ACL warnings are printed too but do not fail.
+// Configuration and ACL warnings, and ACL notices, are printed too but do
+// not fail.
 func validate(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprint(stderr, "gatehouse validate: want exactly one argument, the configuration file\n\n"+usage)
@@ -36,6 +38,13 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv.Close()
+	// Notices are about intended differences from docker_auth ("**"): the
+	// server logs them at info level, which the logger above leaves out.
+	if a, err := acl.Compile(cfg.ACL); err == nil {
+		for _, n := range a.Notices() {
+			fmt.Fprintf(stderr, "%s: notice: %s\n", args[0], n)
+		}
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", args[0])
 	return 0
 }

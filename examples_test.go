@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -68,5 +69,26 @@ func TestComposeExampleConfig(t *testing.T) {
 	if cfg.Server.Certificate != "/ssl/server.pem" || cfg.Token.Certificate != cfg.Server.Certificate || cfg.Token.Key != cfg.Server.Key {
 		t.Fatalf("the example must serve TLS and sign with the same pair: server %q/%q, token %q/%q",
 			cfg.Server.Certificate, cfg.Server.Key, cfg.Token.Certificate, cfg.Token.Key)
+	}
+}
+
+// TestExampleNestedNamespace: under the example policy a user owns the
+// nested paths of its namespace (helm pushes alice/charts/mychart), and
+// nobody else's.
+func TestExampleNestedNamespace(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"check", "examples/auth_config.yml", "--account", "alice",
+		"repository:alice/charts/mychart:pull,push", "repository:bob/x/y:pull", "repository:alice:pull"}
+	if code := run(args, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{
+		`repository:alice/charts/mychart:pull,push: pull,push (rule 1 "users own ${account}/**")`,
+		"repository:bob/x/y:pull: nothing (no rule matched)",
+		"repository:alice:pull: nothing (no rule matched)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

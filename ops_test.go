@@ -52,6 +52,8 @@ func TestValidateAndCheckCommands(t *testing.T) {
 	os.WriteFile(good, []byte(opsConfig(t, dir, 1, "  - match: {name: \"public/*\"}\n    actions: [pull]\n    comment: public\n")), 0o600)
 	bad := filepath.Join(dir, "bad.yml")
 	os.WriteFile(bad, []byte(opsConfig(t, dir, 1, "  - match: {acount: x}\n    actions: [pull]\n  - match: {ip: 300.1.1.1}\n    actions: [pull]\n")), 0o600)
+	deep := filepath.Join(dir, "deep.yml")
+	os.WriteFile(deep, []byte(opsConfig(t, dir, 1, "  - match: {name: \"shared/**\"}\n    actions: [pull]\n")), 0o600)
 	broken := filepath.Join(dir, "broken.yml")
 	os.WriteFile(broken, []byte(strings.Replace(opsConfig(t, dir, 1, ""), "/htpasswd", "/absent", 1)), 0o600)
 
@@ -63,6 +65,8 @@ func TestValidateAndCheckCommands(t *testing.T) {
 		wantErr  []string
 	}{
 		{"validate good", []string{"validate", good}, 0, []string{"good.yml: ok"}, nil},
+		{"validate notes a ** segment", []string{"validate", deep}, 0, []string{"deep.yml: ok"},
+			[]string{`deep.yml: notice: acl[1].match.name: glob "shared/**" has a "**" path segment`}},
 		{"validate reports every problem with its line", []string{"validate", bad}, 1, nil,
 			[]string{"bad.yml:15: acl[1].match.acount: unknown key", "bad.yml:17: acl[2].match.ip"}},
 		{"validate reads referenced files", []string{"validate", broken}, 1, nil, []string{"broken.yml:11: htpasswd_auth.path", "absent"}},
@@ -86,6 +90,9 @@ func TestValidateAndCheckCommands(t *testing.T) {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("stdout lacks %q:\n%s", w, out.String())
 				}
+			}
+			if tc.wantErr == nil && strings.Contains(errb.String(), "notice") {
+				t.Errorf("stderr has a notice:\n%s", errb.String())
 			}
 			for _, w := range tc.wantErr {
 				if !strings.Contains(errb.String(), w) {

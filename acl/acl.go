@@ -10,7 +10,9 @@
 //
 // Match fields (account, type, name, service and label values) are patterns:
 //
-//   - a plain string is a glob with path.Match rules ("*" does not cross "/");
+//   - a plain string is a glob with path.Match rules ("*" does not cross "/"),
+//     except that a "**" path segment matches any number of segments:
+//     "alice/**" matches "alice/charts/app" (docker_auth reads "**" as "*");
 //   - a string between slashes, "/…/", is an RE2 regular expression which, as
 //     in docker_auth, is not anchored: "/admin/" matches "notadmin" too.
 //     Compile warns about every regex without ^ and $;
@@ -105,6 +107,7 @@ type Decision struct {
 type ACL struct {
 	rules    []rule
 	warnings []string
+	notices  []string
 	logger   *slog.Logger
 	cache    *regexCache
 
@@ -192,7 +195,8 @@ const regexCacheSize = 1024
 // are returned together (errors.Join), each a *cfgerr.Error placed at its key
 // relative to the acl list: "3","match","account" / "3","actions" /
 // "3","match","labels","group". Warnings (unanchored regexes, unreachable
-// rules, …) are logged and kept for Warnings.
+// rules, …) are logged and kept for Warnings; notices ("**" segments) are
+// logged at info level and kept for Notices.
 func Compile(rules []Rule, opts ...Option) (*ACL, error) {
 	var o options
 	for _, opt := range opts {
@@ -211,7 +215,7 @@ func Compile(rules []Rule, opts ...Option) (*ACL, error) {
 	}
 	var errs []error
 	for i := range rules {
-		r, err := compileRule(i, &rules[i], &a.warnings)
+		r, err := compileRule(i, &rules[i], &a.warnings, &a.notices)
 		if err != nil {
 			errs = append(errs, cfgerr.At(err, strconv.Itoa(i)))
 			continue
@@ -224,6 +228,9 @@ func Compile(rules []Rule, opts ...Option) (*ACL, error) {
 	a.warnings = append(a.warnings, unreachable(a.rules)...)
 	for _, w := range a.warnings {
 		a.logger.Warn("acl: " + w)
+	}
+	for _, n := range a.notices {
+		a.logger.Info("acl: " + n)
 	}
 	a.index(o.noIndex)
 	return a, nil
@@ -327,6 +334,16 @@ func (a *ACL) Warnings() []string {
 		return nil
 	}
 	return slices.Clone(a.warnings)
+}
+
+// Notices returns load-time notes about intended differences from
+// docker_auth, each prefixed with its key: today, every glob with a "**"
+// path segment. They are logged at info level.
+func (a *ACL) Notices() []string {
+	if a == nil {
+		return nil
+	}
+	return slices.Clone(a.notices)
 }
 
 // Decide returns the decision of the first rule matching req, or a Decision

@@ -76,6 +76,26 @@ func TestDecide(t *testing.T) {
 		{"service", one(Match{Service: str("registry.local")}, "pull"), Request{Service: "other", Actions: pull}, noMatch},
 		{"catalog", one(Match{Type: str("registry"), Name: str("catalog")}, "*"), Request{Type: "registry", Name: "catalog", Actions: []string{"*"}}, grant(0, "*")},
 
+		// "**" path segments (doublestar_test.go has more).
+		{"double star nested", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "alice", Name: "alice/charts/mychart", Actions: pullPush}, grant(0, "pull", "push")},
+		{"double star one level", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "alice", Name: "alice/app", Actions: pullPush}, grant(0, "pull", "push")},
+		{"double star other namespace", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "alice", Name: "bob/x/y", Actions: pullPush}, noMatch},
+		{"double star not the namespace itself", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "alice", Name: "alice", Actions: pull}, noMatch},
+		{"double star account quoted", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "**", Name: "alice/x/y", Actions: pull}, noMatch},
+		{"double star account star quoted", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "a*", Name: "ab/x/y", Actions: pull}, noMatch},
+		{"double star account literal", one(Match{Name: str("${account}/**")}, "*"), Request{Account: "a*", Name: "a*/x/y", Actions: pull}, grant(0, "pull")},
+		{"double star beside a placeholder is one star", one(Match{Name: str("${account}**")}, "*"), Request{Account: "a/", Name: "a/b/c", Actions: pull}, noMatch},
+		{"double star start", one(Match{Name: str("**/sig")}, "pull"), Request{Name: "sig", Actions: pull}, grant(0, "pull")},
+		{"double star start nested", one(Match{Name: str("**/sig")}, "pull"), Request{Name: "a/b/sig", Actions: pull}, grant(0, "pull")},
+		{"double star middle", one(Match{Name: str("team/**/app")}, "pull"), Request{Name: "team/a/b/app", Actions: pull}, grant(0, "pull")},
+		{"double star middle zero segments", one(Match{Name: str("team/**/app")}, "pull"), Request{Name: "team/app", Actions: pull}, grant(0, "pull")},
+		{"double star middle mismatch", one(Match{Name: str("team/**/app")}, "pull"), Request{Name: "team/a/xapp", Actions: pull}, noMatch},
+		{"double star inside a segment is one star", one(Match{Name: str("team/a**")}, "pull"), Request{Name: "team/ab/c", Actions: pull}, noMatch},
+		{"double star label value", one(Match{Name: str("${labels:group}/**")}, "*"), Request{Name: "ops/x/y", Labels: labels("group", "dev", "group", "ops"), Actions: pull}, grant(0, "pull")},
+		{"double star capture", one(Match{Account: str(`/^(\w+)-ci$/`), Name: str("${account:1}/**")}, "*"), Request{Account: "alice-ci", Name: "alice/charts/x", Actions: pull}, grant(0, "pull")},
+		{"regex stars unaffected", one(Match{Name: str(`/^alice\/\*\*$/`)}, "pull"), Request{Name: "alice/x/y", Actions: pull}, noMatch},
+		{"regex stars literal", one(Match{Name: str(`/^alice\/\*\*$/`)}, "pull"), Request{Name: "alice/**", Actions: pull}, grant(0, "pull")},
+
 		// Regexes (unanchored, as in docker_auth).
 		{"regex unanchored", one(Match{Account: str("/admin/")}, "*"), Request{Account: "notadmin", Actions: pull}, grant(0, "pull")},
 		{"regex anchored", one(Match{Account: str("/^admin$/")}, "*"), Request{Account: "notadmin", Actions: pull}, noMatch},
@@ -176,7 +196,7 @@ func TestDecide(t *testing.T) {
 func seedPolicy() []Rule {
 	return []Rule{
 		{Match: &Match{Account: str("admin")}, Actions: acts("*"), Comment: "admin can do anything"},
-		{Match: &Match{Account: str("/.+/"), Name: str("${account}/*")}, Actions: acts("*"), Comment: "users own ${account}/*"},
+		{Match: &Match{Account: str("/.+/"), Name: str("${account}/**")}, Actions: acts("*"), Comment: "users own ${account}/**"},
 	}
 }
 
@@ -187,9 +207,11 @@ func TestSeedPolicy(t *testing.T) {
 		actions                  []string
 		want                     Decision
 	}{
-		{"alice own repo", "alice", "repository", "alice/app", pullPush, Decision{Matched: true, Rule: 1, Comment: "users own ${account}/*", Actions: pullPush}},
+		{"alice own repo", "alice", "repository", "alice/app", pullPush, Decision{Matched: true, Rule: 1, Comment: "users own ${account}/**", Actions: pullPush}},
 		{"alice other repo", "alice", "repository", "bob/app", pullPush, noMatch},
-		{"alice nested repo", "alice", "repository", "alice/team/app", pullPush, noMatch},
+		{"alice nested repo", "alice", "repository", "alice/charts/mychart", pullPush, Decision{Matched: true, Rule: 1, Comment: "users own ${account}/**", Actions: pullPush}},
+		{"alice other nested repo", "alice", "repository", "bob/x/y", pullPush, noMatch},
+		{"alice repo named after her", "alice", "repository", "alice", pullPush, noMatch},
 		{"anonymous", "", "repository", "alice/app", pull, noMatch},
 		{"anonymous own-looking repo", "", "repository", "/app", pull, noMatch},
 		{"admin anything", "admin", "repository", "bob/app", []string{"push", "pull", "delete"}, Decision{Matched: true, Rule: 0, Comment: "admin can do anything", Actions: []string{"delete", "pull", "push"}}},
@@ -266,7 +288,8 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 				// names without one (placeholder, regex, leading glob).
 				m.Name = str(pick([]string{"${account}/*", "x/*", "*/*", "x/app", "xy/*", "x", "x*", "xy/app",
 					"team1/*", "te*", "/^x/", "x/app*", "[x]/*", "*/app", "*app", "*/app/v2", "[x]/app", "*y", "?/app",
-					"*/z", "x*app", "*app*", "*/ap*", "?app*", "*eam1*", "*pp*v*", "*x[y]*", "*ap?/*", "*a\\pp*", "**app**"}))
+					"*/z", "x*app", "*app*", "*/ap*", "?app*", "*eam1*", "*pp*v*", "*x[y]*", "*ap?/*", "*a\\pp*", "**app**",
+					"x/**", "**/app", "**/v2", "x/**/v2", "**/app/**", "**", "${account}/**", "**/**/app", "**/ap*", "*/**/z"}))
 			}
 			rules[i] = Rule{Match: m, Actions: acts(pick([]string{"pull", "push", "*"}))}
 			if rng.IntN(5) == 0 {
@@ -277,7 +300,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 		for range 20 {
 			acc := pick(accounts)
 			req := &Request{Account: acc, Name: pick([]string{acc + "/app", "x/app", "y/z", "xy/app", "x", "", "te/a",
-				"team1/z", "x/app/v2", "xy", "app", "appapp/x", "myteam1x", "z/apps/v", "xy/ap1/z"}), Actions: pullPush}
+				"team1/z", "x/app/v2", "xy", "app", "appapp/x", "myteam1x", "z/apps/v", "xy/ap1/z", acc + "/x/app", "v2", "x/v2", "a/app/b"}), Actions: pullPush}
 			if g, w := indexed.Decide(req), linear.Decide(req); !reflect.DeepEqual(g, w) {
 				t.Fatalf("round %d: %+v: indexed %+v, linear %+v", round, req, g, w)
 			}
@@ -322,10 +345,10 @@ func TestConcurrentDecide(t *testing.T) {
 func TestInfixIndex(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	shapes := []string{"*app*", "?app*", "*ap?*", "*pp*v*", "*x[y]*", "*a\\pp*", "**app**", "*eam1*",
-		"*team1*", "*ea*", "*apa*", "*", "x*", "*x", "*app*x*",
+		"*team1*", "*ea*", "*apa*", "*", "x*", "*x", "*app*x*", "**/app", "**/apa*", "**/**/team1", "**/pp/**", "*/**/app",
 		"/app/", "/^app/", "/eam1$/", "/(?i)APP/", "/app?x/", "/ap+/", "/team1|xy/", "/^x.z$/", "/\\Aapp/", "/pa?p/"}
 	names := []string{"app", "xapp", "appx", "apxv", "ppv", "myteam1", "team1x", "xy", "xyz", "apapa", "a", "",
-		"appxapp", "team12", "eam1eam1", "x/app"}
+		"appxapp", "team12", "eam1eam1", "x/app", "y/x/app", "pp/x", "a/pp/x", "team1", "apax"}
 	for round := range 300 {
 		rules := make([]Rule, 1+rng.IntN(12))
 		for i := range rules {
@@ -354,6 +377,8 @@ func TestLiteralInfix(t *testing.T) {
 		{"*ab[cd]efgh*", "ab"}, // runs after a class are not parsed
 		{`*ab\*cdefg*`, "ab"},  // nor after an escape
 		{"**", ""},
+		{"**/team42*", "team42"}, // not "/team42": "**/" may match nothing
+		{"**/**/team42*", "team42"},
 		{"/^team42-.+$/", "team42-"},
 		{"/team42/", "team42"},
 		{"/(?i)team42/", ""},

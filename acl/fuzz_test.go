@@ -18,6 +18,10 @@ func FuzzDecide(f *testing.F) {
 	f.Add("*team42*", "a", "myteam42x", "c", "pull")
 	f.Add("/^team42-.+$/", "a", "team42-app", "c", "pull")
 	f.Add("*a\\*bc*", "a", "xa*bcx", "c", "pull")
+	f.Add("${account}/**", "alice", "alice/charts/mychart", "dev", "push")
+	f.Add("**/sig", "a", "sig", "c", "pull")
+	f.Add("a/**/b", "a", "a/x/y/b", "c", "pull")
+	f.Add("**/${labels:group}/**", "**", "x/dev/y", "dev", "pull")
 	f.Fuzz(func(t *testing.T, pattern, account, name, label, actions string) {
 		acts := []string{"pull", "push", "*"}
 		rules := []Rule{

@@ -54,10 +54,10 @@ type kind uint8
 
 const (
 	kindLiteral     kind = iota // s == lit
-	kindGlob                    // path.Match(lit, s)
+	kindGlob                    // path.Match(lit, s); with deep, tailMatch or re.MatchString(s)
 	kindRegex                   // re.MatchString(s)
 	kindTmplLiteral             // s == the parts with raw values (a glob without metacharacters)
-	kindTmplGlob                // path.Match(parts with glob-escaped values, s)
+	kindTmplGlob                // path.Match(parts with glob-escaped values, s); with deep, tailMatch or as kindTmplRegex
 	kindTmplRegex               // cached regexp of the parts with regex-quoted values
 )
 
@@ -86,7 +86,9 @@ type pattern struct {
 	kind   kind
 	lit    string         // kindLiteral: the value; kindGlob: the glob
 	prefix string         // kindLiteral, kindGlob: text every match starts with (the literal; the glob up to its first metacharacter)
-	re     *regexp.Regexp // kindRegex
+	re     *regexp.Regexp // kindRegex; kindGlob with deep
+	deep   bool           // kindGlob, kindTmplGlob: a "**" path segment (doublestar.go) makes it a regexp…
+	tail   bool           // …unless the only one ends it: lit, or the last text part, then lacks the "**"
 	shape  regexShape     // kindRegex: what re matches, when that needs no regexp engine
 	parts  []part         // kindTmpl*
 	labels []string       // distinct label keys the placeholders use, in order
@@ -120,6 +122,9 @@ func compilePattern(src string) (*pattern, error) {
 				return nil, err
 			}
 			p.kind, p.lit = kindGlob, body
+			if err := p.deepGlob(); err != nil {
+				return nil, err
+			}
 			p.prefix = body[:strings.IndexAny(body, `*?[\`)]
 		default:
 			p.kind, p.lit, p.prefix = kindLiteral, body, body
@@ -141,6 +146,8 @@ func compilePattern(src string) (*pattern, error) {
 		p.kind = kindTmplGlob
 		if !p.textHas(hasGlobMeta) {
 			p.kind = kindTmplLiteral
+		} else if err := p.deepParts(); err != nil {
+			return nil, err
 		}
 	}
 	return p, nil
@@ -166,7 +173,8 @@ func literalSuffix(p *pattern) string {
 	if p.kind == kindLiteral {
 		return p.lit
 	}
-	return p.lit[strings.LastIndexAny(p.lit, `*?[]\`)+1:]
+	lit := indexGlob(p)
+	return lit[strings.LastIndexAny(lit, `*?[]\`)+1:]
 }
 
 // literalInfix is text every string a pattern matches contains. For a
@@ -185,7 +193,7 @@ func literalInfix(p *pattern) string {
 	default:
 		return ""
 	}
-	head := p.lit
+	head := indexGlob(p)
 	if i := strings.IndexAny(head, `[\`); i >= 0 {
 		head = head[:i]
 	}
@@ -350,6 +358,12 @@ func (p *pattern) match(s string, e *env) bool {
 		if !strings.HasPrefix(s, p.prefix) {
 			return false // most globs of a long list fail here, without path.Match
 		}
+		switch {
+		case p.tail:
+			return tailMatch(p.lit[:len(p.lit)-2], s)
+		case p.deep:
+			return p.re.MatchString(s)
+		}
 		return globMatch(p.lit, s)
 	case kindRegex:
 		switch p.shape {
@@ -432,9 +446,10 @@ func (p *pattern) matchWith(s string, e *env, vals [][]string, idx []int) bool {
 		}
 		return rest == ""
 	}
-	quote := appendGlobEscaped
-	if p.kind == kindTmplRegex {
-		quote = appendRegexQuoted
+	glob := p.kind == kindTmplGlob && (!p.deep || p.tail)
+	quote := appendRegexQuoted
+	if glob {
+		quote = appendGlobEscaped
 	}
 	b := e.buf[:0]
 	for i := range p.parts {
@@ -446,7 +461,10 @@ func (p *pattern) matchWith(s string, e *env, vals [][]string, idx []int) bool {
 		}
 	}
 	e.buf = b
-	if p.kind == kindTmplGlob {
+	switch {
+	case p.tail:
+		return tailMatch(string(b), s)
+	case glob:
 		return globMatch(string(b), s)
 	}
 	re := e.cache.get(b)

@@ -191,6 +191,11 @@ func TestLiteralSuffix(t *testing.T) {
 		{`ab\c`, "c"},
 		{"a?b", "b"},
 		{"*", ""},
+		{"**/app", "app"}, // "**/app" matches "app"
+		{"**/**/app", "app"},
+		{"a/**/app", "/app"},
+		{"a/**", ""},
+		{"**/app/**", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
@@ -203,8 +208,8 @@ func TestLiteralSuffix(t *testing.T) {
 				t.Fatalf("literalSuffix(%q) = %q, want %q", tt.src, got, tt.want)
 			}
 			// Whatever the glob matches ends with it.
-			for _, s := range []string{"alice/app", "x/app", "adef", "x]y", "a*bc", "abc", "axb", "y/app"} {
-				if ok, _ := path.Match(p.lit, s); ok && p.kind == kindGlob && !strings.HasSuffix(s, got) {
+			for _, s := range []string{"alice/app", "x/app", "adef", "x]y", "a*bc", "abc", "axb", "y/app", "app", "a/app", "a/x/app"} {
+				if p.kind == kindGlob && p.match(s, nil) && !strings.HasSuffix(s, got) {
 					t.Errorf("%q matches %q, which does not end with %q", tt.src, s, got)
 				}
 			}

@@ -9,7 +9,7 @@ import (
 // rule passed over because the name lacks its literal prefix must be one
 // its checks would have refused.
 func TestNamePrefixSkipsOnlyNonMatches(t *testing.T) {
-	patterns := []string{"a", "ab", "a/b", "a/*", "a*", "*a", "a?c", "a[bc]d", `a\*b`, "ns/**", "", "team/app", "team/*/x", "${account}/*", "x-${labels:g}/*"}
+	patterns := []string{"a", "ab", "a/b", "a/*", "a*", "*a", "a?c", "a[bc]d", `a\*b`, "ns/**", "**/b", "a/**/b", "**", "${account}/**", "", "team/app", "team/*/x", "${account}/*", "x-${labels:g}/*"}
 	names := []string{"", "a", "ab", "abc", "a/b", "a/bc", "a*b", "acd", "abd", "a?c", "ba", "ns/x/y", "team/app", "team/app2", "team/q/x", "alice/x", "x-ops/y", "é"}
 	matched := 0
 	for _, pattern := range patterns {

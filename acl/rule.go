@@ -113,12 +113,19 @@ func (c *check) cost() int {
 }
 
 // compileRule validates and compiles the rule at index i. Errors are placed
-// at paths relative to the rule; warnings are appended with full keys.
-func compileRule(i int, in *Rule, warnings *[]string) (rule, error) {
+// at paths relative to the rule; warnings and notices are appended with
+// full keys.
+func compileRule(i int, in *Rule, warnings, notices *[]string) (rule, error) {
 	var errs []error
 	add := func(err error, path ...string) { errs = append(errs, cfgerr.At(err, path...)) }
-	warn := func(msg string, path ...string) {
-		*warnings = append(*warnings, cfgerr.Key(append([]string{"acl", strconv.Itoa(i)}, path...))+": "+msg)
+	keyed := func(msg string, path []string) string {
+		return cfgerr.Key(append([]string{"acl", strconv.Itoa(i)}, path...)) + ": " + msg
+	}
+	warn := func(msg string, path ...string) { *warnings = append(*warnings, keyed(msg, path)) }
+	note := func(p *pattern, path ...string) {
+		if p.deep {
+			*notices = append(*notices, keyed(deepNotice(p), path))
+		}
 	}
 	r := rule{comment: in.Comment}
 
@@ -154,6 +161,7 @@ func compileRule(i int, in *Rule, warnings *[]string) (rule, error) {
 		if w := anchorWarning(p); w != "" {
 			warn(w, "match", field(f).String())
 		}
+		note(p, "match", field(f).String())
 		r.checks = append(r.checks, check{kind: checkField, field: field(f), p: p})
 	}
 	r.account = fields[fieldAccount]
@@ -197,6 +205,7 @@ func compileRule(i int, in *Rule, warnings *[]string) (rule, error) {
 		if w := anchorWarning(p); w != "" {
 			warn(w, "match", "labels", k)
 		}
+		note(p, "match", "labels", k)
 		r.checks = append(r.checks, check{kind: checkLabel, label: k, p: p})
 	}
 

@@ -14,7 +14,7 @@ import (
 // ServeHTTP routes, under {path_prefix}:
 //
 //	/auth, /auth/token              the token endpoint (GET; POST for OAuth2)
-//	/.well-known/jwks.json          the signing keys as a JWKS
+//	/.well-known/jwks.json          the signing keys as a JWKS (?key=current|next: one key, for zot)
 //	/.well-known/rootcertbundle.pem the signing certificates
 //	/metrics                        Prometheus metrics (unless server.metrics_addr is set)
 //	/healthz, /readyz               liveness and readiness (also without the prefix)
@@ -39,7 +39,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path {
 	case st.prefix + "/auth", st.prefix + "/auth/token":
 	case st.prefix + "/.well-known/jwks.json":
-		servePublished(w, r, "application/json", st.signer.JWKSJSON())
+		serveJWKS(w, r, st.signer)
 		return
 	case st.prefix + "/.well-known/rootcertbundle.pem":
 		servePublished(w, r, "application/x-pem-file", st.signer.CertificateBundle())

@@ -40,8 +40,9 @@ type JWKS struct {
 
 // published is what the signer publishes about its keys, computed once.
 type published struct {
-	jwks   []byte // JSON
-	bundle []byte // PEM certificates, current first
+	jwks   []byte   // JSON
+	single [][]byte // JSON, one key set per key with its one entry: current, next
+	bundle []byte   // PEM certificates, current first
 }
 
 // publish computes the JWKS and certificate bundle for the current key and,
@@ -64,21 +65,39 @@ func (s *Signer) publish(next *keyPair) error {
 		}{next.key.Public(), next.certs, alg})
 	}
 	var set JWKS
+	var single [][]byte
 	var bundle []byte
-	for _, p := range pubs {
+	kid := 0 // the entry whose kid tokens carry: libtrust (also with kid: none) or thumbprint
+	for i, p := range pubs {
 		keys, err := jwksEntries(p.pub, p.alg)
 		if err != nil {
 			return err
 		}
+		if i == 0 {
+			kid = max(slices.IndexFunc(keys, func(k JWK) bool { return k.Kid == s.kid }), 0)
+		}
 		set.Keys = append(set.Keys, keys...)
+		one, err := encodeJWKS(JWKS{Keys: keys[kid : kid+1]})
+		if err != nil {
+			return err
+		}
+		single = append(single, one)
 		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.certs[0].Raw})...)
 	}
+	js, err := encodeJWKS(set)
+	if err != nil {
+		return err
+	}
+	s.published = published{jwks: js, single: single, bundle: bundle}
+	return nil
+}
+
+func encodeJWKS(set JWKS) ([]byte, error) {
 	js, err := json.MarshalIndent(set, "", "  ")
 	if err != nil {
-		return fmt.Errorf("token: encoding jwks: %w", err)
+		return nil, fmt.Errorf("token: encoding jwks: %w", err)
 	}
-	s.published = published{jwks: append(js, '\n'), bundle: bundle}
-	return nil
+	return append(js, '\n'), nil
 }
 
 // JWKSJSON returns the JSON Web Key Set listing the signing key, and the
@@ -86,6 +105,21 @@ func (s *Signer) publish(next *keyPair) error {
 // look up: the libtrust fingerprint, distribution's thumbprint and, where it
 // differs, the RFC 7638 thumbprint.
 func (s *Signer) JWKSJSON() []byte { return s.published.jwks }
+
+// SingleKeyJWKS returns a JSON Web Key Set with one entry, for verifiers
+// that take exactly one key (zot): the signing key or, with next, the next
+// key, under the kid tokens carry (the libtrust one with kid: none). It
+// returns nil for the next key when none is configured.
+func (s *Signer) SingleKeyJWKS(next bool) []byte {
+	i := 0
+	if next {
+		i = 1
+	}
+	if i >= len(s.published.single) {
+		return nil
+	}
+	return s.published.single[i]
+}
 
 // CertificateBundle returns the PEM certificates of the signing key and of
 // the next key, if any: what a registry's rootcertbundle should hold.
