@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,7 +56,18 @@ var (
 )
 
 // MatrixClients are all the columns of the interop matrix.
-var MatrixClients = []MatrixClient{GGCRGet, GGCRRefresh, Containerd, Skopeo, DockerLogin, DockerLoginEngine}
+var MatrixClients = append(append([]MatrixClient{}, TokenClients...), ArtifactClients...)
+
+// TokenClients are the columns that see the tokens' requests from every
+// side (password, refresh token, identity token in an auth file): every
+// configuration runs them.
+var TokenClients = []MatrixClient{GGCRGet, GGCRRefresh, Containerd, Skopeo, DockerLogin, DockerLoginEngine}
+
+// ArtifactClients are helm, oras and podman. They log in with a password and
+// relay the registry's tokens without reading them, so a configuration
+// differing only in the token header adds nothing for them: the matrix runs
+// them with each registry's default header, for every key type.
+var ArtifactClients = []MatrixClient{Helm, Oras, Podman}
 
 func runGGCRGet(t *testing.T, e *Env) {
 	mark := e.Gatehouse.exchanges.count()
@@ -436,17 +449,50 @@ func RequireTool(t testing.TB, name string) string {
 // fails the test, showing its output, unless it succeeds within a minute.
 func RunTool(t testing.TB, bin string, env []string, stdin string, args ...string) string {
 	t.Helper()
+	return RunToolIn(t, "", bin, env, stdin, args...)
+}
+
+// RunToolIn is RunTool in the working directory dir ("" for the test's).
+func RunToolIn(t testing.TB, dir, bin string, env []string, stdin string, args ...string) string {
+	t.Helper()
+	out, err := runTool(dir, bin, env, stdin, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// RunToolFails is RunToolIn for a command that must fail: it fails the
+// test, showing the output, if the command succeeds, and returns the output.
+func RunToolFails(t testing.TB, dir, bin string, env []string, stdin string, args ...string) string {
+	t.Helper()
+	out, err := runTool(dir, bin, env, stdin, args...)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		t.Fatalf("%s %s succeeded, want it refused:\n%s", filepath.Base(bin), strings.Join(args, " "), out)
+	case !errors.As(err, &exit):
+		t.Fatalf("%s %s: %v (want an exit status saying it was refused)\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// runTool runs bin as RunTool describes, in dir, and returns its combined
+// output and error.
+func runTool(dir, bin string, env []string, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("no answer within a minute (%v)", err) // not an exit status: no refusal
 	}
-	return out.String()
+	return out.String(), err
 }
 
 var (
