@@ -30,6 +30,33 @@ apt_install slapd ldap-utils
 # e2e/registryv3; the docker CLI it also runs comes with the machine.
 apt_install skopeo
 
+# podman (containers/image and containers/storage with the vfs driver) for the
+# interop matrix; the tests give it a store and configuration of their own.
+apt_install podman
+
+# helm and oras for the interop matrix, at pinned versions: built with
+# `go install` into Go's bin directory, which the tests find first on PATH,
+# when missing or at another version. The first build takes minutes (helm
+# most); later runs only check the version.
+GO_BIN_DIR=$(go env GOBIN)
+[ -n "$GO_BIN_DIR" ] || GO_BIN_DIR=$(go env GOPATH)/bin
+export PATH="$GO_BIN_DIR:$PATH"
+
+# go_install_pinned NAME MODULE PACKAGE VERSION builds PACKAGE@VERSION as
+# GO_BIN_DIR/NAME unless the binary there was built from MODULE at VERSION.
+go_install_pinned() {
+	local name=$1 module=$2 pkg=$3 version=$4 have="" start=$SECONDS
+	if [ -x "$GO_BIN_DIR/$name" ]; then
+		have=$(go version -m "$GO_BIN_DIR/$name" 2>/dev/null | awk -v m="$module" '$1 == "mod" && $2 == m { print $3 }')
+	fi
+	[ "$have" = "$version" ] && return 0
+	echo "building $name $version (found: ${have:-none}): go install $pkg@$version"
+	GOBIN=$GO_BIN_DIR go install "$pkg@$version"
+	echo "built $name $version in $((SECONDS - start)) s"
+}
+go_install_pinned helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm v4.3.2
+go_install_pinned oras oras.land/oras oras.land/oras/cmd/oras v1.3.6
+
 # nginx in front of three gatehouse processes (e2e/registryv3 replicas test,
 # examples/nginx). The tests start their own nginx on a free port; they never
 # use the packaged service.

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -54,7 +53,18 @@ var (
 )
 
 // MatrixClients are all the columns of the interop matrix.
-var MatrixClients = []MatrixClient{GGCRGet, GGCRRefresh, Containerd, Skopeo, DockerLogin, DockerLoginEngine}
+var MatrixClients = append(append([]MatrixClient{}, TokenClients...), ArtifactClients...)
+
+// TokenClients are the columns that see the tokens' requests from every
+// side (password, refresh token, identity token in an auth file): every
+// configuration runs them.
+var TokenClients = []MatrixClient{GGCRGet, GGCRRefresh, Containerd, Skopeo, DockerLogin, DockerLoginEngine}
+
+// ArtifactClients are helm, oras and podman. They log in with a password and
+// relay the registry's tokens without reading them, so a configuration
+// differing only in the token header adds nothing for them: the matrix runs
+// them with each registry's default header, for every key type.
+var ArtifactClients = []MatrixClient{Helm, Oras, Podman}
 
 func runGGCRGet(t *testing.T, e *Env) {
 	mark := e.Gatehouse.exchanges.count()
@@ -414,39 +424,6 @@ func readDigest(t testing.TB, path, what string) v1.Hash {
 		t.Fatalf("%s: digest file: %v", what, err)
 	}
 	return d
-}
-
-// RequireTool returns the path of the program name. When it is not
-// installed the test is skipped, or fails when CI=true (scripts/test.sh
-// installs it).
-func RequireTool(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (CI=true; scripts/test.sh installs it): %v", name, err)
-	}
-	t.Skipf("%s is not installed (scripts/test.sh installs it)", name)
-	return ""
-}
-
-// RunTool runs bin with args, the environment plus env, and stdin, and
-// fails the test, showing its output, unless it succeeds within a minute.
-func RunTool(t testing.TB, bin string, env []string, stdin string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
 }
 
 var (

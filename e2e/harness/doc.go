@@ -19,5 +19,7 @@
 // [RunMatrix] is the interop matrix (docs/compatibility.md): registry trust
 // configurations and token headers × key types × clients ([MatrixClients]:
 // go-containerregistry with a password and with a refresh token, containerd's
-// OAuth2 sequence, skopeo, and `docker login` by the CLI and by the engine).
+// OAuth2 sequence, skopeo, and `docker login` by the CLI and by the engine;
+// and helm, oras and podman, which push to nested paths and are refused
+// bob's, with each registry's default token header).
 package harness

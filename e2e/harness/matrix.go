@@ -127,7 +127,7 @@ func RunMatrix(t *testing.T, columns []MatrixClient, configs []MatrixConfig) {
 							}
 						}
 					}()
-					e := NewEnvTrust(t, c.New, kt, GatehouseOptions{NoX5C: c.NoX5C, Kid: c.Kid}, trust)
+					e := NewEnvTrust(t, c.New, kt, GatehouseOptions{NoX5C: c.NoX5C, Kid: c.Kid, ExtraACL: nestedPathsACL}, trust)
 					if kt == ECP256LeadingZero {
 						requireLeadingZeroCoordinate(t, e.Key.Public)
 					}
