@@ -32,10 +32,10 @@ var (
 
 // nestedPathsACL is the rule the matrix adds to the seed policy: every user
 // has full access to the nested paths of their namespace (alice/charts/x),
-// which the seed's `${account}/*` does not match. It is a regex, so it does
-// not depend on the glob syntax.
+// which the seed's `${account}/*` does not match and a `**` path segment
+// does (docs/configuration.md).
 const nestedPathsACL = `  # Users have full right on the nested paths of their namespace (helm, oras).
-  - match: {account: "/.+/", name: '/^${account}/.+$/'}
+  - match: {account: "/.+/", name: "${account}/**"}
     actions: ["*"]
 `
 
