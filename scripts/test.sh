@@ -198,7 +198,19 @@ echo "== go test"
 # -json carries every test's log, so scripts/testreport can count the tests
 # that used each real component (testutil.UsesComponent); it prints what a
 # plain go test prints, plus the skipped tests.
-go test -json -count=1 -timeout 15m ./... 2>&1 | go run ./scripts/testreport -components "$COMPONENTS"
+# The unit tests (every package outside e2e/) run with the race detector;
+# the end-to-end packages, which spend their time in real clients and
+# registries, run without it to keep the suite within its time budget.
+unit_pkgs=$(go list ./... | grep -v '/e2e/')
+e2e_pkgs=$(go list ./e2e/...)
+(
+	rc=0
+	# shellcheck disable=SC2086 # the lists are package paths, one word each
+	go test -json -race -count=1 -timeout 15m $unit_pkgs || rc=1
+	# shellcheck disable=SC2086
+	go test -json -count=1 -timeout 15m $e2e_pkgs || rc=1
+	exit $rc
+) 2>&1 | go run ./scripts/testreport -components "$COMPONENTS"
 
 # Fuzzing: each parser target for a bounded time. A crash fails the run and
 # leaves the failing input in the package's testdata/fuzz, where the second
