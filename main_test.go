@@ -88,7 +88,12 @@ func TestServeAndSIGTERM(t *testing.T) {
 	bin := gatehouseBinary(t)
 	port := freePort(t)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("alicepw"), bcrypt.MinCost)
-	slowHash, _ := bcrypt.GenerateFromPassword([]byte("slowpw"), 14)
+	// About a second a check; the race detector slows bcrypt several times.
+	slowCost := 14
+	if raceEnabled {
+		slowCost = 11
+	}
+	slowHash, _ := bcrypt.GenerateFromPassword([]byte("slowpw"), slowCost)
 	cfg := fmt.Sprintf(`server: {addr: "127.0.0.1:%d"}
 token:
   issuer: test
@@ -118,7 +123,7 @@ acl:
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/auth?service=registry&scope=repository:alice/app:pull", port)
 	var resp *http.Response
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		req.SetBasicAuth("alice", "alicepw")
 		var err error
@@ -132,7 +137,7 @@ acl:
 	resp.Body.Close()
 
 	// A request in flight when SIGTERM arrives: checking slow's password
-	// (bcrypt cost 14) takes about a second.
+	// (bcrypt cost 14, or 11 under the race detector) takes about a second.
 	inflight := make(chan *http.Response, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -190,7 +195,11 @@ func gatehouseBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "gatehouse")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("build: %v\n%s", err, out)
 		}
 	})
