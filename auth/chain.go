@@ -101,8 +101,10 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 		if k, ok := b.(authn.Knower); ok && !k.Knows(account) {
 			continue // what its Authenticate would say, without the cache or a check slot
 		}
-		labels, until, err := c.check(ctx, b, account, password, mac)
+		labels, until, err := c.check(ctx, b, account, password, mac, &req.attempt)
 		switch {
+		case errors.Is(err, errThrottled):
+			return identity{}, req.attempt.refused()
 		case errors.Is(err, errBusy):
 			return identity{}, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
@@ -124,16 +126,21 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 	if err != nil {
 		return identity{}, c.limit.busy(err)
 	}
+	if !req.attempt.reserve() {
+		release()
+		return identity{}, req.attempt.refused()
+	}
 	c.fake.Compare(password)
 	release()
 	return identity{}, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
 }
 
 // check asks one backend, through the credential cache when the request
-// carries credentials (mac is their HMAC), and within a limiter slot when
-// the backend has to do the work. Anonymous requests take neither. until
-// is when the cached answer expires (zero when mac is nil).
-func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Labels, time.Time, error) {
+// carries credentials (mac is their HMAC), and within a limiter slot and a
+// throttle reservation (att) when the backend has to do the work.
+// Anonymous requests take neither. until is when the cached answer expires
+// (zero when mac is nil).
+func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte, att *attempt) (authn.Labels, time.Time, error) {
 	run := func() (authn.Labels, error) {
 		if account != "" {
 			release, err := c.limit.acquire(ctx)
@@ -141,6 +148,9 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 				return nil, err
 			}
 			defer release()
+			if !att.reserve() {
+				return nil, errThrottled
+			}
 		}
 		start := time.Now()
 		labels, err := b.Authenticate(ctx, account, password)
@@ -152,6 +162,12 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 		return labels, time.Time{}, err
 	}
 	labels, until, shared, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
+	if shared && errors.Is(err, errThrottled) {
+		// The throttle refused the check this request waited for, maybe
+		// for another client: its own budget decides.
+		labels, err = run()
+		return labels, time.Time{}, err
+	}
 	if c.metrics != nil && err == nil {
 		if shared {
 			c.metrics.cacheHit.Inc()

@@ -1,0 +1,154 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/authn"
+)
+
+// countingBackend stands in for a test server's static authenticator: it
+// counts the password checks that reach it and, when hold is set, keeps
+// every check of another password than right waiting until hold is
+// closed, announcing each on arrived.
+type countingBackend struct {
+	authn.Authenticator
+	checks  atomic.Int64
+	right   string
+	hold    chan struct{}
+	arrived chan struct{}
+}
+
+// countChecks puts a countingBackend in front of s's static authenticator.
+// Call it before the first request.
+func countChecks(t *testing.T, s *Server, hold bool) *countingBackend {
+	t.Helper()
+	st := s.state.Load()
+	if st.chain.backends[0].Name() != "static" {
+		t.Fatalf("first authenticator is %s, want static", st.chain.backends[0].Name())
+	}
+	b := &countingBackend{Authenticator: st.chain.backends[0], right: "alicepw", arrived: make(chan struct{}, 128)}
+	if hold {
+		b.hold = make(chan struct{})
+		t.Cleanup(b.release)
+	}
+	st.chain.backends[0] = b
+	return b
+}
+
+func (b *countingBackend) Authenticate(ctx context.Context, account, password string) (authn.Labels, error) {
+	b.checks.Add(1)
+	if b.hold != nil && password != b.right {
+		b.arrived <- struct{}{}
+		<-b.hold
+	}
+	return b.Authenticator.Authenticate(ctx, account, password)
+}
+
+// release lets the held checks finish; calling it again does nothing.
+func (b *countingBackend) release() {
+	select {
+	case <-b.hold:
+	default:
+		close(b.hold)
+	}
+}
+
+// burst sends n wrong guesses for alice from ip at once, each with its own
+// password (so the credential cache cannot merge them), and returns the
+// statuses once all are answered.
+func burst(s *Server, ip string, n int) (statuses map[int]int, wait func()) {
+	statuses = map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := getFrom(s, ip, "alice", fmt.Sprintf("guess-%d", i))
+			mu.Lock()
+			statuses[r.status]++
+			mu.Unlock()
+		})
+	}
+	return statuses, wg.Wait
+}
+
+// A burst of concurrent wrong guesses reaches the password check at most
+// the limit's number of times, however many checks may run at once: the
+// checks in flight count against the budget.
+func TestThrottleBurst(t *testing.T) {
+	const ip, limit, guesses = "198.51.100.20", 5, 50
+	for _, checks := range []int{1, 2, 64} {
+		t.Run(fmt.Sprintf("concurrent_checks %d", checks), func(t *testing.T) {
+			env := newOAuthEnv(t)
+			env.top = fmt.Sprintf("throttle: {account_ip_failures: %d, ip_failures: 1000}\nlimits: {concurrent_checks: %d, check_wait: 30s}\n", limit, checks)
+			s := env.server("", "")
+			b := countChecks(t, s, false)
+			statuses, wait := burst(s, ip, guesses)
+			wait()
+			if n := b.checks.Load(); n > limit {
+				t.Fatalf("%d of %d concurrent guesses reached the password check, limit %d (answers %v)", n, guesses, limit, statuses)
+			}
+			if statuses[401] > limit || statuses[401]+statuses[429] != guesses {
+				t.Fatalf("answers %v: want at most %d 401s, the rest 429", statuses, limit)
+			}
+			if r := getFrom(s, ip, "alice", "alicepw"); r.status != 429 {
+				t.Fatalf("the right password after the burst: %d, want 429", r.status)
+			}
+		})
+	}
+}
+
+// While guesses that spend the budget are still being checked, the right
+// password is refused too, whether it would be checked, answered by the
+// credential cache or answered by the grant cache.
+func TestThrottleBurstRefusesTheRightPassword(t *testing.T) {
+	const ip, limit = "198.51.100.21", 5
+	const q, otherQ = "service=registry&scope=repository:alice/app:pull", "service=registry&scope=repository:alice/other:pull"
+	tests := []struct {
+		name  string
+		prime bool   // alice logged in with q before the burst
+		query string // of the right password's request
+	}{
+		{"a password the server has not checked yet", false, q},
+		{"a password in the credential cache", true, otherQ},
+		{"a request in the grant cache", true, q},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newOAuthEnv(t)
+			env.top = fmt.Sprintf("throttle: {account_ip_failures: %d, ip_failures: 1000}\nlimits: {concurrent_checks: 64}\n", limit)
+			s := env.server("", "")
+			b := countChecks(t, s, true)
+			if tt.prime {
+				if r := getAt(s, ip, q, "alice", "alicepw"); r.status != 200 {
+					t.Fatalf("priming login: %d", r.status)
+				}
+			}
+			before := b.checks.Load()
+			statuses, wait := burst(s, ip, 49)
+			for i := range limit {
+				select {
+				case <-b.arrived:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("only %d guesses reached the check", i)
+				}
+			}
+			right := getAt(s, ip, tt.query, "alice", "alicepw")
+			b.release()
+			wait()
+			if right.status != 429 {
+				t.Fatalf("the right password while %d guesses were being checked: %d, want 429", limit, right.status)
+			}
+			if n := b.checks.Load() - before; n > limit {
+				t.Fatalf("%d guesses reached the password check, limit %d (answers %v)", n, limit, statuses)
+			}
+			if r := getAt(s, ip, tt.query, "alice", "alicepw"); r.status != 429 {
+				t.Fatalf("the right password after the burst: %d, want 429", r.status)
+			}
+		})
+	}
+}
