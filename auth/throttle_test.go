@@ -127,15 +127,106 @@ func TestThrottleOff(t *testing.T) {
 	}
 }
 
-func TestThrottleIsBounded(t *testing.T) {
-	th := newThrottle(time.Now)
-	th.configure(throttleConfig(100))
-	for i := range 1000 {
-		th.fail(fmt.Sprintf("u%d", i), ipN(i))
+// A reload that turns the throttle off lifts the blocks it made, and
+// counts nothing while it is off.
+func TestThrottleOffByReload(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.top = "throttle: {account_ip_failures: 2, ip_failures: 1000}\n"
+	s := env.server("", "")
+	env.top = "throttle: {enabled: false}\n"
+	off := env.server("", "").Config()
+	const ip = "198.51.100.50"
+	throttleSteps(t, s, []throttleStep{
+		{"1st failure", ip, "alice", "x", 401},
+		{"2nd failure", ip, "alice", "x", 401},
+		{"blocked", ip, "alice", "alicepw", 429},
+	})
+	if err := s.Reload(off); err != nil {
+		t.Fatal(err)
 	}
-	if n := len(th.pairs) + len(th.ips); n > 100 {
-		t.Fatalf("%d records, bound is 100", n)
+	steps := []throttleStep{{"after the reload, the right password", ip, "alice", "alicepw", 200}}
+	for range 5 {
+		steps = append(steps, throttleStep{"a failure while off", ip, "alice", "x", 401})
 	}
+	throttleSteps(t, s, append(steps, throttleStep{"still not blocked", ip, "alice", "alicepw", 200}))
+}
+
+func TestThrottleEviction(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	newTable := func(limit int) *throttle {
+		th := newThrottle(clock)
+		th.configure(config.Throttle{MaxTracked: 100, AccountIPFailures: limit, IPFailures: 1000})
+		return th
+	}
+	pair := func(th *throttle, i int) *failures { _, pk := th.keys(fmt.Sprintf("u%d", i), ipN(i)); return th.pairs[pk] }
+	size := func(th *throttle) int { return len(th.pairs) + len(th.ips) }
+
+	t.Run("stale records go first", func(t *testing.T) {
+		th := newTable(5)
+		for i := range 40 { // 80 records, stale once the window has passed
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+		}
+		now = now.Add(config.DefaultThrottleWindow + time.Minute)
+		for i := 100; i < 111; i++ { // the 11th needs room: only the stale go
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+		}
+		for i := range 40 {
+			if pair(th, i) != nil {
+				t.Fatalf("stale record u%d kept (%d records)", i, size(th))
+			}
+		}
+		for i := 100; i < 111; i++ {
+			if pair(th, i) == nil {
+				t.Fatalf("recent record u%d dropped while stale ones could go", i)
+			}
+		}
+	})
+	t.Run("live blocks are kept while others can go", func(t *testing.T) {
+		th := newTable(1)
+		for i := range 20 { // 20 blocked pairs and their 20 clients
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+		}
+		for i := range 70 { // clients that block nothing
+			th.fail("", ipN(1000+i))
+		}
+		if n := size(th); n > 100 {
+			t.Fatalf("%d records, bound is 100", n)
+		}
+		for i := range 20 {
+			if f := pair(th, i); f == nil || !now.Before(f.until) {
+				t.Fatalf("live block u%d dropped while unblocked records could go", i)
+			}
+		}
+	})
+	t.Run("a record with a check in flight is never dropped", func(t *testing.T) {
+		th := newTable(5)
+		if _, ok := th.reserve("u7", ipN(7)); !ok {
+			t.Fatal("no reservation")
+		}
+		for i := range 1000 {
+			th.fail(fmt.Sprintf("v%d", i), ipN(2000+i))
+		}
+		if f := pair(th, 7); f == nil || f.inflight != 1 {
+			t.Fatalf("the reserved record was dropped: %+v", f)
+		}
+		th.settle("u7", ipN(7), verdictFailure)
+		if f := pair(th, 7); f == nil || f.count != 1 || f.inflight != 0 {
+			t.Fatalf("the reservation did not become a failure: %+v", f)
+		}
+	})
+	t.Run("bounded, keeping the latest", func(t *testing.T) {
+		th := newTable(5)
+		for i := range 1000 {
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+			if pair(th, i) == nil {
+				t.Fatalf("the failure just recorded, u%d, is gone", i)
+			}
+		}
+		if n := size(th); n > 100 {
+			t.Fatalf("%d records, bound is 100", n)
+		}
+	})
 }
 
 func throttleConfig(tracked int) config.Throttle {
