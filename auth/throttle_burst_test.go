@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ type countingBackend struct {
 	right   string
 	hold    chan struct{}
 	arrived chan struct{}
+	down    atomic.Bool // every check fails as if the backend were unreachable
 }
 
 // countChecks puts a countingBackend in front of s's static authenticator.
@@ -40,8 +42,18 @@ func countChecks(t *testing.T, s *Server, hold bool) *countingBackend {
 	return b
 }
 
+// Knows is the wrapped authenticator's, so the chain passes over accounts
+// it does not list as it would without the wrapper.
+func (b *countingBackend) Knows(account string) bool {
+	k, ok := b.Authenticator.(authn.Knower)
+	return !ok || k.Knows(account)
+}
+
 func (b *countingBackend) Authenticate(ctx context.Context, account, password string) (authn.Labels, error) {
 	b.checks.Add(1)
+	if b.down.Load() {
+		return nil, errors.New("backend down")
+	}
 	if b.hold != nil && password != b.right {
 		b.arrived <- struct{}{}
 		<-b.hold
@@ -58,16 +70,16 @@ func (b *countingBackend) release() {
 	}
 }
 
-// burst sends n wrong guesses for alice from ip at once, each with its own
-// password (so the credential cache cannot merge them), and returns the
-// statuses once all are answered.
-func burst(s *Server, ip string, n int) (statuses map[int]int, wait func()) {
+// burst sends n wrong guesses for user from ip at once, each with its own
+// password (so the credential cache cannot merge them); wait returns once
+// all are answered, and statuses counts the answers.
+func burst(s *Server, ip, user string, n int) (statuses map[int]int, wait func()) {
 	statuses = map[int]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			r := getFrom(s, ip, "alice", fmt.Sprintf("guess-%d", i))
+			r := getFrom(s, ip, user, fmt.Sprintf("guess-%d", i))
 			mu.Lock()
 			statuses[r.status]++
 			mu.Unlock()
@@ -78,7 +90,8 @@ func burst(s *Server, ip string, n int) (statuses map[int]int, wait func()) {
 
 // A burst of concurrent wrong guesses reaches the password check at most
 // the limit's number of times, however many checks may run at once: the
-// checks in flight count against the budget.
+// checks in flight count against the budget. An account that does not
+// exist gets the same answers.
 func TestThrottleBurst(t *testing.T) {
 	const ip, limit, guesses = "198.51.100.20", 5, 50
 	for _, checks := range []int{1, 2, 64} {
@@ -87,7 +100,7 @@ func TestThrottleBurst(t *testing.T) {
 			env.top = fmt.Sprintf("throttle: {account_ip_failures: %d, ip_failures: 1000}\nlimits: {concurrent_checks: %d, check_wait: 30s}\n", limit, checks)
 			s := env.server("", "")
 			b := countChecks(t, s, false)
-			statuses, wait := burst(s, ip, guesses)
+			statuses, wait := burst(s, ip, "alice", guesses)
 			wait()
 			if n := b.checks.Load(); n > limit {
 				t.Fatalf("%d of %d concurrent guesses reached the password check, limit %d (answers %v)", n, guesses, limit, statuses)
@@ -97,6 +110,11 @@ func TestThrottleBurst(t *testing.T) {
 			}
 			if r := getFrom(s, ip, "alice", "alicepw"); r.status != 429 {
 				t.Fatalf("the right password after the burst: %d, want 429", r.status)
+			}
+			unknown, wait := burst(s, ip, "nobody", guesses)
+			wait()
+			if unknown[401] > limit || unknown[401]+unknown[429] != guesses {
+				t.Fatalf("answers for an unknown account %v: want at most %d 401s, the rest 429, as for a known one", unknown, limit)
 			}
 		})
 	}
@@ -129,7 +147,7 @@ func TestThrottleBurstRefusesTheRightPassword(t *testing.T) {
 				}
 			}
 			before := b.checks.Load()
-			statuses, wait := burst(s, ip, 49)
+			statuses, wait := burst(s, ip, "alice", 49)
 			for i := range limit {
 				select {
 				case <-b.arrived:
@@ -150,5 +168,25 @@ func TestThrottleBurstRefusesTheRightPassword(t *testing.T) {
 				t.Fatalf("the right password after the burst: %d, want 429", r.status)
 			}
 		})
+	}
+}
+
+// A check that could not be made (the backend is down: 503) releases its
+// reservation: it is no failure, and the account is not blocked for it.
+func TestThrottleOutageIsNoFailure(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.top = "throttle: {account_ip_failures: 2, ip_failures: 1000}\ncache: {ttl: 0}\n"
+	s := env.server("", "")
+	b := countChecks(t, s, false)
+	b.down.Store(true)
+	const ip = "198.51.100.70"
+	for i := range 5 {
+		if r := getFrom(s, ip, "alice", "alicepw"); r.status != 503 {
+			t.Fatalf("attempt %d while the backend is down: %d, want 503", i, r.status)
+		}
+	}
+	b.down.Store(false)
+	if r := getFrom(s, ip, "alice", "alicepw"); r.status != 200 {
+		t.Fatalf("once the backend is back: %d, want 200", r.status)
 	}
 }

@@ -154,16 +154,16 @@ func TestThrottleOffByReload(t *testing.T) {
 func TestThrottleEviction(t *testing.T) {
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	newTable := func(limit int) *throttle {
+	newTable := func(limit, ipLimit int) *throttle {
 		th := newThrottle(clock)
-		th.configure(config.Throttle{MaxTracked: 100, AccountIPFailures: limit, IPFailures: 1000})
+		th.configure(config.Throttle{MaxTracked: 100, AccountIPFailures: limit, IPFailures: ipLimit})
 		return th
 	}
 	pair := func(th *throttle, i int) *failures { _, pk := th.keys(fmt.Sprintf("u%d", i), ipN(i)); return th.pairs[pk] }
 	size := func(th *throttle) int { return len(th.pairs) + len(th.ips) }
 
 	t.Run("stale records go first", func(t *testing.T) {
-		th := newTable(5)
+		th := newTable(5, 1000)
 		for i := range 40 { // 80 records, stale once the window has passed
 			th.fail(fmt.Sprintf("u%d", i), ipN(i))
 		}
@@ -183,7 +183,7 @@ func TestThrottleEviction(t *testing.T) {
 		}
 	})
 	t.Run("live blocks are kept while others can go", func(t *testing.T) {
-		th := newTable(1)
+		th := newTable(1, 1000)
 		for i := range 20 { // 20 blocked pairs and their 20 clients
 			th.fail(fmt.Sprintf("u%d", i), ipN(i))
 		}
@@ -200,7 +200,7 @@ func TestThrottleEviction(t *testing.T) {
 		}
 	})
 	t.Run("a record with a check in flight is never dropped", func(t *testing.T) {
-		th := newTable(5)
+		th := newTable(1, 1) // every other record a live block: all may go but this one
 		if _, ok := th.reserve("u7", ipN(7)); !ok {
 			t.Fatal("no reservation")
 		}
@@ -216,7 +216,7 @@ func TestThrottleEviction(t *testing.T) {
 		}
 	})
 	t.Run("bounded, keeping the latest", func(t *testing.T) {
-		th := newTable(5)
+		th := newTable(5, 1000)
 		for i := range 1000 {
 			th.fail(fmt.Sprintf("u%d", i), ipN(i))
 			if pair(th, i) == nil {
@@ -235,4 +235,25 @@ func throttleConfig(tracked int) config.Throttle {
 
 func ipN(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+// A success clears the account's failures, whether its password was
+// checked (under a reservation) or answered by the credential cache.
+func TestThrottleSuccessClears(t *testing.T) {
+	for _, cache := range []string{"ttl: 0", "ttl: 1m"} {
+		t.Run("cache "+cache, func(t *testing.T) {
+			env := newOAuthEnv(t)
+			env.top = "throttle: {account_ip_failures: 3, ip_failures: 1000}\ncache: {" + cache + "}\n"
+			const ip = "198.51.100.60"
+			throttleSteps(t, env.server("", ""), []throttleStep{
+				{"a success from elsewhere (cached, when the cache is on)", "198.51.100.61", "alice", "alicepw", 200},
+				{"1st failure", ip, "alice", "x", 401},
+				{"2nd failure", ip, "alice", "x", 401},
+				{"the success clears them", ip, "alice", "alicepw", 200},
+				{"so this is the 1st again", ip, "alice", "x", 401},
+				{"and this the 2nd", ip, "alice", "x", 401},
+				{"not blocked", ip, "alice", "alicepw", 200},
+			})
+		})
+	}
 }
