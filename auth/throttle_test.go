@@ -159,7 +159,10 @@ func TestThrottleEviction(t *testing.T) {
 		th.configure(config.Throttle{MaxTracked: 100, AccountIPFailures: limit, IPFailures: ipLimit})
 		return th
 	}
-	pair := func(th *throttle, i int) *failures { _, pk := th.keys(fmt.Sprintf("u%d", i), ipN(i)); return th.pairs[pk] }
+	pair := func(th *throttle, i int) *failures {
+		_, pk := th.keys(fmt.Sprintf("u%d", i), ipN(i))
+		return th.pairs[pk]
+	}
 	size := func(th *throttle) int { return len(th.pairs) + len(th.ips) }
 
 	t.Run("stale records go first", func(t *testing.T) {
