@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,4 +192,63 @@ func TestThrottleOutageIsNoFailure(t *testing.T) {
 	if r := getFrom(s, ip, "alice", "alicepw"); r.status != 200 {
 		t.Fatalf("once the backend is back: %d, want 200", r.status)
 	}
+}
+
+// Identical concurrent requests share one password check; when the
+// throttle refuses that check for the client that started it, a request
+// from another client that waited for it is checked under its own budget,
+// not refused with the first.
+func TestThrottleRefusalIsNotShared(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.top = "throttle: {account_ip_failures: 2, ip_failures: 1000}\nlimits: {concurrent_checks: 1, check_wait: 30s}\n"
+	s := env.server("", "")
+	b := countChecks(t, s, true)
+	const blockedIP, otherIP = "198.51.100.80", "198.51.100.81"
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+		}
+	}
+	// A wrong guess from a third client holds the only check slot.
+	var wg sync.WaitGroup
+	wg.Go(func() { getFrom(s, "198.51.100.82", "alice", "guess") })
+	<-b.arrived
+	// The first client's request starts the shared check and waits for the slot...
+	var first, second result
+	wg.Go(func() { first = getFrom(s, blockedIP, "alice", "alicepw") })
+	cache := s.state.Load().chain.cache
+	until("the first request starts its check", func() bool {
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+		return len(cache.flight) == 2
+	})
+	// ... while its client gets blocked, and another client's identical
+	// request joins the check.
+	s.throttle.fail("alice", netip.MustParseAddr(blockedIP))
+	s.throttle.fail("alice", netip.MustParseAddr(blockedIP))
+	wg.Go(func() { second = getFrom(s, otherIP, "alice", "alicepw") })
+	until("the second request waits for the first one's check", func() bool { return waitingInFlight() == 1 })
+	b.release()
+	wg.Wait()
+	if first.status != 429 || second.status != 200 {
+		t.Fatalf("blocked client %d (want 429), the client that shared its check %d (want 200)", first.status, second.status)
+	}
+}
+
+// waitingInFlight counts the goroutines waiting for another request's
+// password check (credCache.do, as a follower).
+func waitingInFlight() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		header, frames, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[chan receive") && strings.HasPrefix(frames, "github.com/gatehouse/gatehouse/auth.(*credCache).do(") {
+			n++
+		}
+	}
+	return n
 }
