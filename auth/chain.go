@@ -114,21 +114,23 @@ func (c *chain) authenticate(ctx context.Context, req *Request) (identity, *Erro
 				c.pad(ctx, start)
 			}
 		}()
-		return c.authenticatePassword(ctx, account, password, mac, &stored)
+		return c.authenticatePassword(ctx, account, password, mac, &req.attempt, &stored)
 	}
-	return c.authenticatePassword(ctx, account, password, mac, new(bool))
+	return c.authenticatePassword(ctx, account, password, mac, &req.attempt, new(bool))
 }
 
-// authenticatePassword asks the backends in turn; stored is set when a
-// remembered success answered.
-func (c *chain) authenticatePassword(ctx context.Context, account, password string, mac *[32]byte, stored *bool) (identity, *Error) {
+// authenticatePassword asks the backends in turn, each check within att's
+// throttle reservation; stored is set when a remembered success answered.
+func (c *chain) authenticatePassword(ctx context.Context, account, password string, mac *[32]byte, att *attempt, stored *bool) (identity, *Error) {
 	for _, b := range c.backends {
 		if k, ok := b.(authn.Knower); ok && !k.Knows(account) {
 			continue // what its Authenticate would say, without the cache or a check slot
 		}
-		acct, until, src, err := c.check(ctx, b, account, password, mac)
+		acct, until, src, err := c.check(ctx, b, account, password, mac, att)
 		*stored = src == answerStored
 		switch {
+		case errors.Is(err, errThrottled):
+			return identity{}, att.refused()
 		case errors.Is(err, errBusy):
 			return identity{}, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
@@ -152,18 +154,28 @@ func (c *chain) authenticatePassword(ctx context.Context, account, password stri
 		if err != nil {
 			return authn.Account{}, err
 		}
+		defer release()
+		if !att.reserve() {
+			return authn.Account{}, errThrottled
+		}
 		c.fake.Compare(password)
-		release()
 		return authn.Account{}, authn.ErrWrongPassword
 	}
 	var err error
+	var src answerSource
 	if mac == nil {
 		_, err = fakeCheck()
 	} else {
-		_, _, _, err = c.cache.do(cacheKey{backend: unknownBackend, account: account, mac: *mac}, fakeCheck)
+		_, _, src, err = c.cache.do(cacheKey{backend: unknownBackend, account: account, mac: *mac}, fakeCheck)
+		if src == answerJoined && errors.Is(err, errThrottled) {
+			_, err = fakeCheck() // refused for the request it waited for: its own budget decides
+		}
 	}
-	if errors.Is(err, errBusy) {
+	switch {
+	case errors.Is(err, errBusy):
 		return identity{}, c.limit.busy(err)
+	case errors.Is(err, errThrottled):
+		return identity{}, att.refused()
 	}
 	return identity{}, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
 }
@@ -202,10 +214,11 @@ func bcryptCosts(backends []authn.Authenticator) (highest, lowest int) {
 }
 
 // check asks one backend, through the credential cache when the request
-// carries credentials (mac is their HMAC), and within a limiter slot when
-// the backend has to do the work. Anonymous requests take neither. until
-// is when the cached answer expires (zero when mac is nil).
-func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte) (authn.Account, time.Time, answerSource, error) {
+// carries credentials (mac is their HMAC), and within a limiter slot and a
+// throttle reservation (att) when the backend has to do the work.
+// Anonymous requests take neither. until is when the cached answer expires
+// (zero when mac is nil).
+func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte, att *attempt) (authn.Account, time.Time, answerSource, error) {
 	run := func() (authn.Account, error) {
 		if account != "" {
 			release, err := c.limit.acquire(ctx)
@@ -213,6 +226,9 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 				return authn.Account{}, err
 			}
 			defer release()
+			if !att.reserve() {
+				return authn.Account{}, errThrottled
+			}
 		}
 		start := time.Now()
 		acct, err := b.Authenticate(ctx, account, password)
@@ -224,6 +240,12 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 		return acct, time.Time{}, answerChecked, err
 	}
 	acct, until, src, err := c.cache.do(cacheKey{backend: b.Name(), account: account, mac: *mac}, run)
+	if src == answerJoined && errors.Is(err, errThrottled) {
+		// The throttle refused the check this request waited for, maybe
+		// for another client: its own budget decides.
+		acct, err = run()
+		return acct, time.Time{}, answerChecked, err
+	}
 	if c.metrics != nil && err == nil {
 		if src != answerChecked {
 			c.metrics.cacheHit.Inc()

@@ -130,7 +130,7 @@ func TestGrantCacheHonoursThrottle(t *testing.T) {
 	env.top = "throttle: {account_ip_failures: 2, ip_failures: 10, delay: 1m, max_delay: 1m, window: 1m}\n"
 	s := env.server("", "")
 	const ip, q = "198.51.100.7", "service=registry&scope=repository:alice/app:pull"
-	for i, want := range []int{200, 200, 401, 401, 401, 429} {
+	for i, want := range []int{200, 200, 401, 401, 429, 429} {
 		pass := "alicepw"
 		if i >= 2 && i < 5 {
 			pass = "guess"

@@ -175,7 +175,7 @@ func (s *Server) cachedGrant(r *http.Request, st *state) (g *grant, key grantKey
 	if key, remember = st.grants.key(r, ip); !remember {
 		return nil, key, false
 	}
-	if g = st.grants.get(key); g != nil && g.req.HasCredentials && s.throttle.blocked(g.id.Account, ip) > 0 {
+	if g = st.grants.get(key); g != nil && g.req.HasCredentials && s.throttle.admit(g.id.Account, ip) > 0 {
 		return nil, key, false
 	}
 	return g, key, true

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Size limits of a token request. The HTTP server's own header limit is
@@ -59,6 +61,14 @@ type Request struct {
 	// never an anonymous token.
 	OAuth2 bool
 	IP     netip.Addr
+
+	// malformedAccount is set when Account has white space at an end or a
+	// control or format character: it is refused, and counted as a failed
+	// login, before any lookup (see plainAccount).
+	malformedAccount bool
+	// attempt is the request's way through the throttle while it is
+	// authenticated (identifyThrottled).
+	attempt attempt
 }
 
 // clientIPConfig says where the client address comes from.
@@ -158,6 +168,7 @@ func parsePost(w http.ResponseWriter, r *http.Request, ipc clientIPConfig) (*Req
 			return nil, badRequest("grant_type password needs username and password")
 		}
 		req.Account, req.Password, req.HasCredentials = f.get(fUsername), f.get(fPassword), true
+		req.malformedAccount = !plainAccount(req.Account)
 	case GrantRefresh:
 		if f.get(fRefreshToken) == "" {
 			return nil, badRequest("missing required field refresh_token")
@@ -184,11 +195,49 @@ func (req *Request) parseCredentials(values []string) *Error {
 	}
 	req.Account, req.Password = user, pass
 	req.HasCredentials = user != "" || pass != ""
+	req.malformedAccount = !plainAccount(user)
 	return nil
 }
 
-// parseBasic decodes "Basic base64(user:password)". Unlike net/http's
-// BasicAuth it rejects a user containing control characters.
+// plainAccount reports whether an account name may be looked up: no white
+// space at either end and no control or format character (Unicode Cc, Cf)
+// anywhere. Other names are refused with the answer to a wrong password:
+// directories that ignore such characters (LDAP matching drops surrounding
+// spaces and zero-width ones) would take them for the account they
+// decorate, and each spelling would have a failure budget of its own.
+func plainAccount(name string) bool {
+	if name == "" {
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			return plainUnicodeAccount(name)
+		}
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return name[0] != ' ' && name[len(name)-1] != ' '
+}
+
+func plainUnicodeAccount(name string) bool {
+	first, _ := utf8.DecodeRuneInString(name)
+	last, _ := utf8.DecodeLastRuneInString(name)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseBasic decodes "Basic base64(user:password)". A user with control
+// characters is taken as sent, and refused later as a wrong credential
+// (plainAccount).
 func parseBasic(h string) (user, pass string, ok bool) {
 	scheme, enc, found := strings.Cut(h, " ")
 	if !found || !strings.EqualFold(scheme, "Basic") {
@@ -204,16 +253,7 @@ func parseBasic(h string) (user, pass string, ok bool) {
 	if err != nil {
 		return "", "", false
 	}
-	user, pass, ok = strings.Cut(string(raw), ":")
-	if !ok {
-		return "", "", false
-	}
-	for i := 0; i < len(user); i++ {
-		if user[i] < 0x20 || user[i] == 0x7f {
-			return "", "", false
-		}
-	}
-	return user, pass, true
+	return strings.Cut(string(raw), ":")
 }
 
 // clientIP finds the client address: from the configured header (entry pos,

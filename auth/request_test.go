@@ -94,9 +94,31 @@ func TestParseRequest(t *testing.T) {
 			status:  400, errText: "Basic",
 		},
 		{
-			name: "control character in user", query: "service=r",
+			name: "control character in user: refused later, as a wrong credential", query: "service=r",
 			headers: map[string][]string{"Authorization": {basic("al\nice", "pw")}},
-			status:  400,
+			check: func(t *testing.T, r *Request) {
+				if !r.malformedAccount || !r.HasCredentials {
+					t.Fatalf("%+v", r)
+				}
+			},
+		},
+		{
+			name: "space around the user", query: "service=r",
+			headers: map[string][]string{"Authorization": {basic("alice ", "pw")}},
+			check: func(t *testing.T, r *Request) {
+				if !r.malformedAccount {
+					t.Fatalf("%+v", r)
+				}
+			},
+		},
+		{
+			name: "a plain user", query: "service=r",
+			headers: map[string][]string{"Authorization": {basic("Alice Smith", "pw")}},
+			check: func(t *testing.T, r *Request) {
+				if r.malformedAccount {
+					t.Fatalf("%+v", r)
+				}
+			},
 		},
 		{
 			name: "two authorization headers", query: "service=r",
@@ -183,6 +205,38 @@ func TestParseRequest(t *testing.T) {
 				t.Fatal(e)
 			}
 			tc.check(t, req)
+		})
+	}
+}
+
+func TestPlainAccount(t *testing.T) {
+	tests := []struct {
+		name, account string
+		plain         bool
+	}{
+		{"ascii", "alice", true},
+		{"inner space", "alice smith", true},
+		{"e-mail", "bob@example.com", true},
+		{"non-ascii letters", "zoë.müller", true},
+		{"empty: no name", "", true},
+		{"leading space", " bob", false},
+		{"trailing space", "bob ", false},
+		{"leading tab", "\tbob", false},
+		{"trailing newline", "bob\n", false},
+		{"NUL inside", "b\x00ob", false},
+		{"DEL inside", "bo\x7fb", false},
+		{"trailing no-break space", "bob\u00a0", false},
+		{"leading ideographic space", "\u3000bob", false},
+		{"C1 control (NEL)", "bo\u0085b", false},
+		{"zero-width space (format)", "bob\u200b", false},
+		{"right-to-left override (format)", "\u202ebob", false},
+		{"soft hyphen (format)", "b\u00adob", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := plainAccount(tt.account); got != tt.plain {
+				t.Fatalf("plainAccount(%q) = %v, want %v", tt.account, got, tt.plain)
+			}
 		})
 	}
 }

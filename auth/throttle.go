@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -12,11 +13,23 @@ import (
 	"github.com/gatehouse/gatehouse/config"
 )
 
-// throttle counts failed logins per (account, client IP) and per client
-// IP. Past a limit, a key is blocked for a delay that doubles with every
-// further failure, up to a maximum; attempts from a blocked key are refused
-// with 429 before any password is checked. A success clears the (account,
-// IP) count. Counts are in memory: each replica keeps its own.
+// throttle counts failed logins per (account, client) and per client.
+// After a limit of failures, a key is blocked for a delay that doubles with
+// every further failure, up to a maximum; attempts from a blocked key are
+// refused with 429 before any password is checked. A success clears the
+// (account, client) count. Counts are in memory: each replica keeps its
+// own.
+//
+// A client is an IPv4 address, or an IPv6 prefix (/64 unless configured:
+// one host usually has a whole /64 to pick addresses from); an account is
+// its case-folded name, so every spelling of it shares one budget.
+//
+// Password checks in flight count against the budget: a check takes a
+// reservation on both keys before it runs, and the reservation becomes a
+// failure when the check fails, is released when it succeeds or could not
+// be made. A key whose failures plus reservations reach its limit takes no
+// further attempt until they settle, so a burst of concurrent guesses
+// reaches the password check at most the limit's number of times.
 //
 // The throttle belongs to the Server, not to one configuration, so a
 // reload does not forgive anybody; its settings follow the configuration.
@@ -30,9 +43,11 @@ type throttle struct {
 	disabled bool
 
 	// Read without mu on every request: the latest end of any block
-	// (UnixNano; a request after it cannot be blocked) and whether any
-	// record exists (succeed has nothing to clear otherwise).
+	// (UnixNano), the reservations in flight (with none, a request after
+	// blockedUntil cannot be refused) and the number of records (succeed
+	// has nothing to clear without one).
 	blockedUntil atomic.Int64
+	pending      atomic.Int64
 	records      atomic.Int64
 }
 
@@ -41,18 +56,7 @@ type throttleSettings struct {
 	window             time.Duration
 	delay, maxDelay    time.Duration
 	tracked            int
-}
-
-type pairKey struct {
-	account string
-	ip      netip.Addr
-}
-
-// failures is the record of one key.
-type failures struct {
-	count int
-	last  time.Time // the latest failure
-	until time.Time // blocked until then
+	ipv6Bits           int
 }
 
 func newThrottle(now func() time.Time) *throttle {
@@ -71,35 +75,96 @@ func (t *throttle) configure(c config.Throttle) {
 		delay:    c.Delay.Or(config.DefaultThrottleDelay),
 		maxDelay: c.MaxDelay.Or(config.DefaultThrottleMaxDelay),
 		tracked:  c.Tracked(),
+		ipv6Bits: c.IPv6PrefixLength(),
 	}
 }
 
-// blocked returns how long the (account, ip) pair or the ip is still
-// blocked; 0 means go ahead.
-func (t *throttle) blocked(account string, ip netip.Addr) time.Duration {
+// admit returns how long an attempt of account from ip must wait: while
+// either key is blocked, or its failures and the checks in flight reach
+// its limit. 0 means go ahead. It reserves nothing: a request whose
+// password is not checked (a cached success) only asks.
+func (t *throttle) admit(account string, ip netip.Addr) time.Duration {
 	now := t.now()
-	if now.UnixNano() >= t.blockedUntil.Load() {
-		return 0 // no block reaches this far: no lock, no lookups
+	if t.pending.Load() == 0 && now.UnixNano() >= t.blockedUntil.Load() {
+		return 0 // nothing in flight, no block reaches this far: no lock, no lookups
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.disabled {
 		return 0
 	}
-	var wait time.Duration
-	if f := t.ips[ip]; f != nil {
-		wait = max(wait, f.until.Sub(now))
-	}
-	if account != "" {
-		if f := t.pairs[pairKey{account, ip}]; f != nil {
-			wait = max(wait, f.until.Sub(now))
-		}
-	}
-	return max(wait, 0)
+	ipk, pk := t.keys(account, ip)
+	return t.refusal(now, ipk, pk, account != "")
 }
 
-// fail records a failed login. account may be "" (a bad refresh token):
-// then only the IP counts.
+// reserve counts a password check of account from ip as a failure in
+// flight, unless the keys refuse another attempt: then wait is how long.
+// ok reports whether a reservation was taken, to be ended by settle; it is
+// false with wait 0 when the throttle is off.
+func (t *throttle) reserve(account string, ip netip.Addr) (wait time.Duration, ok bool) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.disabled {
+		return 0, false
+	}
+	ipk, pk := t.keys(account, ip)
+	if wait := t.refusal(now, ipk, pk, account != ""); wait > 0 {
+		return wait, false
+	}
+	ipf, pf := t.recordsFor(now, ipk, pk, account != "")
+	ipf.inflight++
+	if pf != nil {
+		pf.inflight++
+	}
+	t.pending.Add(1)
+	return 0, true
+}
+
+// verdict is how a password check ended, for settle.
+type verdict int
+
+const (
+	verdictNone    verdict = iota // no answer about the credentials (503): the reservation is released
+	verdictSuccess                // the account's record is cleared
+	verdictFailure                // the reservation becomes a failure
+)
+
+// settle ends a reservation taken by reserve.
+func (t *throttle) settle(account string, ip netip.Addr, v verdict) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending.Add(-1)
+	now := t.now()
+	ipk, pk := t.keys(account, ip)
+	ipf, pf := t.ips[ipk], t.pairs[pk]
+	for _, f := range []*failures{ipf, pf} {
+		if f != nil && f.inflight > 0 {
+			f.inflight--
+		}
+	}
+	switch {
+	case v == verdictFailure && !t.disabled:
+		if ipf != nil {
+			t.record(ipf, t.set.ipLimit, now)
+		}
+		if pf != nil && account != "" {
+			t.record(pf, t.set.pairLimit, now)
+		}
+	case v == verdictSuccess && pf != nil:
+		pf.count, pf.until = 0, time.Time{}
+	}
+	if ipf.empty() {
+		delete(t.ips, ipk)
+	}
+	if pf.empty() {
+		delete(t.pairs, pk)
+	}
+	t.records.Store(int64(len(t.pairs) + len(t.ips)))
+}
+
+// fail records a failed login that held no reservation. account may be
+// "" (a bad refresh token): then only the client counts.
 func (t *throttle) fail(account string, ip netip.Addr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -107,88 +172,67 @@ func (t *throttle) fail(account string, ip netip.Addr) {
 		return
 	}
 	now := t.now()
-	if len(t.ips)+len(t.pairs)+2 > t.set.tracked { // room for an IP and a pair record
-		t.evict(now)
-	}
-	f := t.ips[ip]
-	if f == nil {
-		f = &failures{}
-		t.ips[ip] = f
-	}
-	t.record(f, t.set.ipLimit, now)
-	if account != "" {
-		k := pairKey{account, ip}
-		f := t.pairs[k]
-		if f == nil {
-			f = &failures{}
-			t.pairs[k] = f
-		}
-		t.record(f, t.set.pairLimit, now)
+	ipk, pk := t.keys(account, ip)
+	ipf, pf := t.recordsFor(now, ipk, pk, account != "")
+	t.record(ipf, t.set.ipLimit, now)
+	if pf != nil {
+		t.record(pf, t.set.pairLimit, now)
 	}
 	t.records.Store(int64(len(t.pairs) + len(t.ips)))
 }
 
-func (t *throttle) record(f *failures, limit int, now time.Time) {
-	if now.Sub(f.last) > t.set.window {
-		f.count = 0
-	}
-	f.count++
-	f.last = now
-	if over := f.count - limit; over > 0 {
-		d := t.set.delay
-		for i := 1; i < over && d < t.set.maxDelay; i++ {
-			d *= 2
-		}
-		f.until = now.Add(min(d, t.set.maxDelay))
-		if u := f.until.UnixNano(); u > t.blockedUntil.Load() {
-			t.blockedUntil.Store(u) // under mu: no lost update
-		}
-	}
-}
-
-// succeed clears the (account, IP) record after a successful login.
+// succeed clears the (account, client) record after a successful login
+// that held no reservation.
 func (t *throttle) succeed(account string, ip netip.Addr) {
 	if t.records.Load() == 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.pairs) > 0 {
-		delete(t.pairs, pairKey{account, ip})
-		t.records.Store(int64(len(t.pairs) + len(t.ips)))
+	if len(t.pairs) == 0 {
+		return
 	}
+	_, pk := t.keys(account, ip)
+	if f := t.pairs[pk]; f != nil {
+		f.count, f.until = 0, time.Time{}
+		if f.empty() {
+			delete(t.pairs, pk)
+		}
+	}
+	t.records.Store(int64(len(t.pairs) + len(t.ips)))
 }
 
-// evict forgets records past their window and block; if that does not
-// make room, it forgets arbitrary records (map order is random) down to
-// seven eighths of the bound, which only ever shortens someone's block.
-// Called with t.mu held.
-func (t *throttle) evict(now time.Time) {
-	stale := func(f *failures) bool { return now.Sub(f.last) > t.set.window && !now.Before(f.until) }
-	for k, f := range t.pairs {
-		if stale(f) {
-			delete(t.pairs, k)
-		}
-	}
-	for k, f := range t.ips {
-		if stale(f) {
-			delete(t.ips, k)
-		}
-	}
-	target := t.set.tracked - t.set.tracked/8 - 2
-	for k := range t.pairs {
-		if len(t.pairs)+len(t.ips) <= target {
-			return
-		}
-		delete(t.pairs, k)
-	}
-	for k := range t.ips {
-		if len(t.pairs)+len(t.ips) <= target {
-			return
-		}
-		delete(t.ips, k)
-	}
+// attempt is one request's way through the throttle: the keys it counts
+// under and its reservation, taken before its first password check.
+type attempt struct {
+	t        *throttle // nil: not throttled (anonymous, or the chain called directly)
+	account  string
+	ip       netip.Addr
+	reserved bool
+	wait     time.Duration // how long the throttle refused the check for
 }
+
+// errThrottled is what a password check returns when the throttle refused
+// its reservation.
+var errThrottled = errors.New("throttled")
+
+// reserve takes the attempt's reservation, once; false when the throttle
+// refuses the check.
+func (a *attempt) reserve() bool {
+	if a.t == nil || a.reserved {
+		return true
+	}
+	wait, ok := a.t.reserve(a.account, a.ip)
+	if wait > 0 {
+		a.wait = wait
+		return false
+	}
+	a.reserved = ok
+	return true
+}
+
+// refused is the answer when reserve said no.
+func (a *attempt) refused() *Error { return tooMany(a.wait) }
 
 // tooMany is the answer for a blocked key.
 func tooMany(wait time.Duration) *Error {
@@ -198,27 +242,47 @@ func tooMany(wait time.Duration) *Error {
 		Code:       CodeTooManyRequests,
 		Message:    "too many failed logins; retry later",
 		RetryAfter: max(secs, 1),
+		Err:        fmt.Errorf("throttled for %v after failed logins or during checks in flight", wait.Round(time.Second)),
 	}
 }
 
+// errMalformedAccount is the reason logged for an account name refused
+// before any lookup; the name itself is in the log line's account.
+var errMalformedAccount = errors.New("account name with white space at an end or a control character")
+
 // identifyThrottled authenticates req unless its key is blocked, and
 // records the outcome: a refused credential counts as a failure, a
-// success clears the account's record. Anonymous requests are neither
-// blocked nor counted: they try no credential.
+// success clears the account's record. The password check itself takes a
+// reservation (see throttle). Anonymous requests are neither blocked nor
+// counted: they try no credential.
 func (s *Server) identifyThrottled(ctx context.Context, st *state, req *Request) (identity, *Error) {
 	if !req.HasCredentials {
 		return st.identify(ctx, req)
 	}
-	if wait := s.throttle.blocked(req.Account, req.IP); wait > 0 {
-		e := tooMany(wait)
-		e.Err = fmt.Errorf("throttled for %v after failed logins", wait.Round(time.Second))
-		return identity{}, e
+	if wait := s.throttle.admit(req.Account, req.IP); wait > 0 {
+		return identity{}, tooMany(wait)
 	}
+	if req.malformedAccount {
+		s.throttle.fail(req.Account, req.IP)
+		return identity{}, st.chain.unauthorized(msgBadCredentials, errMalformedAccount)
+	}
+	req.attempt = attempt{t: s.throttle, account: req.Account, ip: req.IP}
 	id, e := st.identify(ctx, req)
+	a := req.attempt
+	req.attempt = attempt{}
+	v := verdictNone
 	switch {
 	case e == nil:
-		s.throttle.succeed(id.Account, req.IP)
+		v = verdictSuccess
 	case e.Status == http.StatusUnauthorized:
+		v = verdictFailure
+	}
+	switch {
+	case a.reserved:
+		s.throttle.settle(a.account, a.ip, v)
+	case v == verdictSuccess:
+		s.throttle.succeed(id.Account, req.IP)
+	case v == verdictFailure:
 		s.throttle.fail(req.Account, req.IP)
 	}
 	return id, e

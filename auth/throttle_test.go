@@ -45,8 +45,7 @@ func TestThrottle(t *testing.T) {
 	}{
 		{"1st failure", 0, ip1, "alice", "x", 401, ""},
 		{"2nd failure", 0, ip1, "alice", "x", 401, ""},
-		{"3rd failure, at the limit", 0, ip1, "alice", "x", 401, ""},
-		{"4th failure, over it", 0, ip1, "alice", "x", 401, ""},
+		{"3rd failure, reaching the limit", 0, ip1, "alice", "x", 401, ""},
 		{"blocked, even with the right password", 0, ip1, "alice", "alicepw", 429, "1"},
 		{"the same account from another IP is not locked out", 0, ip2, "alice", "alicepw", 200, ""},
 		{"anonymous from the blocked IP", 0, ip1, "-", "", 200, ""},
@@ -78,7 +77,7 @@ func TestThrottle(t *testing.T) {
 	}
 
 	t.Run("per IP, across accounts", func(t *testing.T) {
-		for i := range 11 {
+		for i := range 10 {
 			if r := getFrom(s, ip3, fmt.Sprintf("user%d", i), "x"); r.status != 401 {
 				t.Fatalf("failure %d: %d", i, r.status)
 			}
@@ -102,10 +101,14 @@ func TestThrottle(t *testing.T) {
 		}
 	})
 	t.Run("failures older than the window are forgotten", func(t *testing.T) {
+		// Twice the limit, each a window after the one before: counted
+		// together they would block the last for 8s.
 		now = now.Add(time.Hour)
-		for range 3 {
-			getFrom(s, ip2, "alice", "x")
+		for i := range 6 {
 			now = now.Add(61 * time.Second)
+			if r := getFrom(s, ip2, "alice", "x"); r.status != 401 {
+				t.Fatalf("failure %d, a window after the one before: %d", i, r.status)
+			}
 		}
 		if r := getFrom(s, ip2, "alice", "alicepw"); r.status != 200 {
 			t.Fatalf("spread-out failures blocked: %d", r.status)
@@ -124,15 +127,109 @@ func TestThrottleOff(t *testing.T) {
 	}
 }
 
-func TestThrottleIsBounded(t *testing.T) {
-	th := newThrottle(time.Now)
-	th.configure(throttleConfig(100))
-	for i := range 1000 {
-		th.fail(fmt.Sprintf("u%d", i), ipN(i))
+// A reload that turns the throttle off lifts the blocks it made, and
+// counts nothing while it is off.
+func TestThrottleOffByReload(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.top = "throttle: {account_ip_failures: 2, ip_failures: 1000}\n"
+	s := env.server("", "")
+	env.top = "throttle: {enabled: false}\n"
+	off := env.server("", "").Config()
+	const ip = "198.51.100.50"
+	throttleSteps(t, s, []throttleStep{
+		{"1st failure", ip, "alice", "x", 401},
+		{"2nd failure", ip, "alice", "x", 401},
+		{"blocked", ip, "alice", "alicepw", 429},
+	})
+	if err := s.Reload(off); err != nil {
+		t.Fatal(err)
 	}
-	if n := len(th.pairs) + len(th.ips); n > 100 {
-		t.Fatalf("%d records, bound is 100", n)
+	steps := []throttleStep{{"after the reload, the right password", ip, "alice", "alicepw", 200}}
+	for range 5 {
+		steps = append(steps, throttleStep{"a failure while off", ip, "alice", "x", 401})
 	}
+	throttleSteps(t, s, append(steps, throttleStep{"still not blocked", ip, "alice", "alicepw", 200}))
+}
+
+func TestThrottleEviction(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	newTable := func(limit, ipLimit int) *throttle {
+		th := newThrottle(clock)
+		th.configure(config.Throttle{MaxTracked: 100, AccountIPFailures: limit, IPFailures: ipLimit})
+		return th
+	}
+	pair := func(th *throttle, i int) *failures {
+		_, pk := th.keys(fmt.Sprintf("u%d", i), ipN(i))
+		return th.pairs[pk]
+	}
+	size := func(th *throttle) int { return len(th.pairs) + len(th.ips) }
+
+	t.Run("stale records go first", func(t *testing.T) {
+		th := newTable(5, 1000)
+		for i := range 40 { // 80 records, stale once the window has passed
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+		}
+		now = now.Add(config.DefaultThrottleWindow + time.Minute)
+		for i := 100; i < 111; i++ { // the 11th needs room: only the stale go
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+		}
+		for i := range 40 {
+			if pair(th, i) != nil {
+				t.Fatalf("stale record u%d kept (%d records)", i, size(th))
+			}
+		}
+		for i := 100; i < 111; i++ {
+			if pair(th, i) == nil {
+				t.Fatalf("recent record u%d dropped while stale ones could go", i)
+			}
+		}
+	})
+	t.Run("live blocks are kept while others can go", func(t *testing.T) {
+		th := newTable(1, 1000)
+		for i := range 20 { // 20 blocked pairs and their 20 clients
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+		}
+		for i := range 70 { // clients that block nothing
+			th.fail("", ipN(1000+i))
+		}
+		if n := size(th); n > 100 {
+			t.Fatalf("%d records, bound is 100", n)
+		}
+		for i := range 20 {
+			if f := pair(th, i); f == nil || !now.Before(f.until) {
+				t.Fatalf("live block u%d dropped while unblocked records could go", i)
+			}
+		}
+	})
+	t.Run("a record with a check in flight is never dropped", func(t *testing.T) {
+		th := newTable(1, 1) // every other record a live block: all may go but this one
+		if _, ok := th.reserve("u7", ipN(7)); !ok {
+			t.Fatal("no reservation")
+		}
+		for i := range 1000 {
+			th.fail(fmt.Sprintf("v%d", i), ipN(2000+i))
+		}
+		if f := pair(th, 7); f == nil || f.inflight != 1 {
+			t.Fatalf("the reserved record was dropped: %+v", f)
+		}
+		th.settle("u7", ipN(7), verdictFailure)
+		if f := pair(th, 7); f == nil || f.count != 1 || f.inflight != 0 {
+			t.Fatalf("the reservation did not become a failure: %+v", f)
+		}
+	})
+	t.Run("bounded, keeping the latest", func(t *testing.T) {
+		th := newTable(5, 1000)
+		for i := range 1000 {
+			th.fail(fmt.Sprintf("u%d", i), ipN(i))
+			if pair(th, i) == nil {
+				t.Fatalf("the failure just recorded, u%d, is gone", i)
+			}
+		}
+		if n := size(th); n > 100 {
+			t.Fatalf("%d records, bound is 100", n)
+		}
+	})
 }
 
 func throttleConfig(tracked int) config.Throttle {
@@ -141,4 +238,25 @@ func throttleConfig(tracked int) config.Throttle {
 
 func ipN(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+// A success clears the account's failures, whether its password was
+// checked (under a reservation) or answered by the credential cache.
+func TestThrottleSuccessClears(t *testing.T) {
+	for _, cache := range []string{"ttl: 0", "ttl: 1m"} {
+		t.Run("cache "+cache, func(t *testing.T) {
+			env := newOAuthEnv(t)
+			env.top = "throttle: {account_ip_failures: 3, ip_failures: 1000}\ncache: {" + cache + "}\n"
+			const ip = "198.51.100.60"
+			throttleSteps(t, env.server("", ""), []throttleStep{
+				{"a success from elsewhere (cached, when the cache is on)", "198.51.100.61", "alice", "alicepw", 200},
+				{"1st failure", ip, "alice", "x", 401},
+				{"2nd failure", ip, "alice", "x", 401},
+				{"the success clears them", ip, "alice", "alicepw", 200},
+				{"so this is the 1st again", ip, "alice", "x", 401},
+				{"and this the 2nd", ip, "alice", "x", 401},
+				{"not blocked", ip, "alice", "alicepw", 200},
+			})
+		})
+	}
 }

@@ -167,18 +167,23 @@ func (l *Limits) validate() error {
 }
 
 // Throttle is the `throttle:` section: failed logins are counted per
-// (account, client IP) and per client IP; past a limit, further attempts
-// from that key are answered 429 before any password is checked, for a
-// delay that doubles with every further failure, up to max_delay.
+// (account, client) and per client; once a limit is reached, further
+// attempts from that key are answered 429 before any password is checked,
+// for a delay that doubles with every further failure, up to max_delay.
+// A client is an IPv4 address (an IPv4-mapped IPv6 address counts as IPv4)
+// or an IPv6 prefix of ipv6_prefix bits; an account is its case-folded
+// name. Password checks in flight count as failures until they end, so
+// concurrent guesses reach the check at most the limit's number of times.
 //
 //	throttle:
 //	  enabled: true                  # default true
-//	  account_ip_failures: 5         # failures of one account from one IP before it is delayed
-//	  ip_failures: 50                # failures from one IP, any account, before the IP is delayed
+//	  account_ip_failures: 5         # failures of one account from one client before it is delayed
+//	  ip_failures: 50                # failures from one client, any account, before the client is delayed
 //	  window: 15m                    # failures older than this (since the last one) are forgotten
-//	  delay: 1s                      # first delay past a limit; doubles with each further failure
+//	  delay: 1s                      # first delay at a limit; doubles with each further failure
 //	  max_delay: 15m
 //	  max_tracked: 100000            # bound on the keys remembered
+//	  ipv6_prefix: 64                # IPv6 clients are counted per prefix of this length, 1 to 128
 type Throttle struct {
 	Enabled           *bool    `yaml:"enabled"`
 	AccountIPFailures int      `yaml:"account_ip_failures"`
@@ -187,6 +192,7 @@ type Throttle struct {
 	Delay             Duration `yaml:"delay"`
 	MaxDelay          Duration `yaml:"max_delay"`
 	MaxTracked        int      `yaml:"max_tracked"`
+	IPv6Prefix        *int     `yaml:"ipv6_prefix"`
 }
 
 // Throttle defaults.
@@ -197,6 +203,7 @@ const (
 	DefaultThrottleDelay     = time.Second
 	DefaultThrottleMaxDelay  = 15 * time.Minute
 	DefaultThrottleTracked   = 100000
+	DefaultIPv6Prefix        = 64
 )
 
 // On reports whether throttling is enabled (the default).
@@ -209,6 +216,15 @@ func (t Throttle) Limits() (accountIP, ip int) {
 
 // Tracked returns max_tracked or its default.
 func (t Throttle) Tracked() int { return orInt(t.MaxTracked, DefaultThrottleTracked) }
+
+// IPv6PrefixLength returns ipv6_prefix or its default: the leading bits of
+// an IPv6 address that name one client.
+func (t Throttle) IPv6PrefixLength() int {
+	if t.IPv6Prefix == nil {
+		return DefaultIPv6Prefix
+	}
+	return *t.IPv6Prefix
+}
 
 func orInt(v, def int) int {
 	if v == 0 {
@@ -228,6 +244,9 @@ func (t *Throttle) validate() error {
 		if d.set && d.Duration <= 0 {
 			errs = append(errs, cfgerr.At(errors.New("must be positive"), key))
 		}
+	}
+	if p := t.IPv6Prefix; p != nil && (*p < 1 || *p > 128) {
+		errs = append(errs, cfgerr.At(errors.New("must be between 1 and 128 (bits of an IPv6 address)"), "ipv6_prefix"))
 	}
 	if t.Delay.Or(DefaultThrottleDelay) > t.MaxDelay.Or(DefaultThrottleMaxDelay) {
 		errs = append(errs, cfgerr.At(errors.New("must not exceed max_delay"), "delay"))
