@@ -221,10 +221,21 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 		waitFor(n, how)
 		if n%7 == 0 {
-			// A broken configuration in between is rejected and changes nothing.
+			// A broken configuration in between is rejected and changes
+			// nothing. Wait for the rejection before the good version is
+			// written back, however slow the machine (or -race) is.
+			failures := func() int {
+				got, _ := strconv.Atoi(metric(`gatehouse_config_reloads_total{result="failure"}`))
+				return got
+			}
+			before := failures()
 			writeVersion(100+n, false)
 			cmd.Process.Signal(syscall.SIGHUP)
-			time.Sleep(100 * time.Millisecond)
+			for deadline := time.Now().Add(10 * time.Second); failures() == before; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the broken version %d was not rejected within 10 s:\n%s", 100+n, logs.String())
+				}
+			}
 			if code, _ := tokenFor("repository:alice/a:pull"); code != 200 {
 				t.Fatalf("after a rejected reload: %d", code)
 			}

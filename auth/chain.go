@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/authn"
@@ -16,12 +17,13 @@ import (
 type chain struct {
 	backends []authn.Authenticator
 	fake     *authn.FakeHash
-	// floor is the least time a password check takes, whatever its
-	// outcome: one fake comparison at the highest bcrypt cost, measured
-	// when the chain is built. Checks against cheaper hashes, and checks
-	// answered by another caller's identical check, wait out the rest, so
-	// response times do not tell which accounts exist.
-	floor     time.Duration
+	// floor (nanoseconds) is the least time a password check takes,
+	// whatever its outcome: the time of one bcrypt operation at the
+	// highest cost, first that of making the fake hash, then a moving
+	// average of the fake comparisons, so it follows the machine's load.
+	// Checks against cheaper hashes wait out the rest, so response times
+	// do not tell which accounts exist.
+	floor     atomic.Int64
 	challenge string
 	metrics   *Metrics
 	cache     *credCache // nil: no caching
@@ -53,12 +55,11 @@ type chainOptions struct {
 
 func newChain(backends []authn.Authenticator, realm string, m *Metrics, o chainOptions) (*chain, error) {
 	cost, _ := bcryptCosts(backends)
-	fake, err := authn.NewFakeHash(cost)
+	start := time.Now()
+	fake, err := authn.NewFakeHash(cost) // one bcrypt operation at that cost
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	fake.Compare("calibrating the check time floor")
 	floor := time.Since(start)
 	if o.now == nil {
 		o.now = time.Now
@@ -67,8 +68,21 @@ func newChain(backends []authn.Authenticator, realm string, m *Metrics, o chainO
 	if err != nil {
 		return nil, err
 	}
-	return &chain{backends: backends, fake: fake, floor: floor, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m,
-		cache: cache, limit: newCheckLimiter(o.checks, o.checkWait)}, nil
+	c := &chain{backends: backends, fake: fake, challenge: fmt.Sprintf("Basic realm=%q", realm), metrics: m,
+		cache: cache, limit: newCheckLimiter(o.checks, o.checkWait)}
+	c.floor.Store(int64(floor))
+	return c, nil
+}
+
+// checkFloor returns the least time a password check takes now.
+func (c *chain) checkFloor() time.Duration { return time.Duration(c.floor.Load()) }
+
+// observeFake moves the floor an eighth of the way towards d, the time a
+// fake comparison just took. Concurrent updates may lose one another's
+// step, which only slows the average down.
+func (c *chain) observeFake(d time.Duration) {
+	old := c.floor.Load()
+	c.floor.Store(old + (int64(d)-old)/8)
 }
 
 // Messages of 401 answers: the same for every wrong credential, so the
@@ -158,7 +172,9 @@ func (c *chain) authenticatePassword(ctx context.Context, account, password stri
 		if !att.reserve() {
 			return authn.Account{}, errThrottled
 		}
+		start := time.Now()
 		c.fake.Compare(password)
+		c.observeFake(time.Since(start))
 		return authn.Account{}, authn.ErrWrongPassword
 	}
 	var err error
@@ -187,7 +203,7 @@ const unknownBackend = ""
 
 // pad waits until the floor has passed since start, or ctx ends.
 func (c *chain) pad(ctx context.Context, start time.Time) {
-	wait := c.floor - time.Since(start)
+	wait := c.checkFloor() - time.Since(start)
 	if wait <= 0 {
 		return
 	}

@@ -233,7 +233,7 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	}
 	if highest, lowest := bcryptCosts(st.backends); highest != lowest {
 		s.logger.Warn("bcrypt costs are mixed: every password check is padded to the time of the costliest, so cheaper hashes buy no speed; rehash them at one cost",
-			"lowest", lowest, "highest", highest, "floor", st.chain.floor.Round(time.Millisecond))
+			"lowest", lowest, "highest", highest, "floor", st.chain.checkFloor().Round(time.Millisecond))
 	}
 	if st.grants, err = newGrantCache(cfg.Cache.TTL.Or(config.DefaultCacheTTL), cfg.Cache.Entries(), cfg.Cache.Bytes(), s.now); err != nil {
 		st.close()

@@ -207,6 +207,8 @@ e2e_pkgs=$(go list ./e2e/...)
 	rc=0
 	# shellcheck disable=SC2086 # the lists are package paths, one word each
 	go test -json -race -count=1 -timeout 15m $unit_pkgs || rc=1
+	# The timing tests skip under the race detector: once more without it.
+	go test -json -count=1 -run '^(TestTimingHidesAccounts|TestUnknownAccountCostsLikeAWrongPassword)$' ./auth || rc=1
 	# shellcheck disable=SC2086
 	go test -json -count=1 -timeout 15m $e2e_pkgs || rc=1
 	exit $rc
