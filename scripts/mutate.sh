@@ -13,8 +13,9 @@
 #   MUTATE_WORKERS   mutants tested at once (default 1: the tests are busy too)
 #   MUTATE_OUT       directory for the logs and JSON results (default build/mutate)
 #
-# The score printed per package is gremlins' efficacy: killed / (killed +
-# lived). Timed-out mutants (a test hung or looped) are counted apart.
+# The score printed per package is gremlins' efficacy, killed / (killed +
+# lived), and its mutator coverage, (killed + lived) / (killed + lived + not
+# covered). Timed-out mutants (a test hung or looped) are counted apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,7 @@ for pkg in "${pkgs[@]}"; do
 		END {
 			tested = k + l
 			printf "%s: killed %d, lived %d, timed out %d, not covered %d, not viable %d", pkg, k, l, t, n, v
-			if (tested > 0) printf "; efficacy %.1f%%", 100 * k / tested
+			if (tested > 0) printf "; efficacy %.1f%%, mutator coverage %.1f%%", 100 * k / tested, 100 * tested / (tested + n)
 			print cut
 			if (l > 0) print "  lived:" lived
 		}' "$log"
