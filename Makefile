@@ -2,7 +2,7 @@
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: build test image e2e-docker e2e-docker-refresh
+.PHONY: build test mutate image e2e-docker e2e-docker-refresh
 
 # build makes a static binary ./gatehouse.
 build:
@@ -11,6 +11,14 @@ build:
 # test installs missing test components and runs every test.
 test:
 	./scripts/test.sh
+
+# mutate runs mutation testing (gremlins, installed at a pinned version when
+# missing) over acl/, token/ and auth/, each bounded by MUTATE_TIMEOUT
+# (default 20m), and prints each package's score and surviving mutants.
+# Slow; not run in CI. MUTATE_PKGS="acl token" narrows it.
+MUTATE_PKGS ?= acl token auth
+mutate:
+	./scripts/mutate.sh $(MUTATE_PKGS)
 
 # IMAGE is the tag `make image` gives the container image; examples/docker-compose.yml
 # runs ${GATEHOUSE_IMAGE:-gatehouse:latest} (the same default).

@@ -15,9 +15,9 @@ import (
 )
 
 // validate loads and builds a configuration exactly as serve would, without
-// listening: every problem is printed with its line and the exit code is 1.
-// Configuration and ACL warnings, and ACL notices, are printed too but do
-// not fail.
+// listening and without writing any file: every problem is printed with its
+// line and the exit code is 1. Configuration and ACL warnings, and ACL
+// notices, are printed too but do not fail.
 func validate(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprint(stderr, "gatehouse validate: want exactly one argument, the configuration file\n\n"+usage)
@@ -32,7 +32,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "warning:", p)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, _, err := build(cfg, auth.WithLogger(logger))
+	srv, _, err := build(cfg, auth.WithLogger(logger), auth.WithReadOnly())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -64,7 +64,8 @@ func (l labelFlags) Set(v string) error {
 }
 
 // check decides scopes for an account with the server's own ACL code, and
-// prints for each scope the granted actions and the rule that decided.
+// prints for each scope the granted actions and the rule that decided. Like
+// validate it writes no file.
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -116,7 +117,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	srv, err := auth.New(cfg, auth.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	srv, err := auth.New(cfg, auth.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))), auth.WithReadOnly())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

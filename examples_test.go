@@ -15,8 +15,8 @@ import (
 )
 
 // TestExampleConfigValidates checks the README's example as `gatehouse
-// validate` does (it creates the development key in examples/dev, which
-// git ignores).
+// validate` does (which writes nothing: only serving creates the development
+// key in examples/dev, which git ignores).
 func TestExampleConfigValidates(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"validate", "examples/auth_config.yml"}, nil, &out, &errb); code != 0 {

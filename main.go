@@ -29,7 +29,7 @@ var version = ""
 const usage = `usage:
   gatehouse CONFIG               run the server with the configuration file CONFIG
   gatehouse serve CONFIG         the same
-  gatehouse validate CONFIG      check CONFIG: exit 0, or print every problem with its line and exit 1
+  gatehouse validate CONFIG      check CONFIG (writes nothing): exit 0, or print every problem with its line and exit 1
   gatehouse check CONFIG --account A [--label KEY=VALUE ...] [--ip IP] [--service S] SCOPE...
                                  print, for each scope, the granted actions and the ACL rule that decided
   gatehouse hash [-cost N]       read a password on stdin and print a bcrypt hash for users:

@@ -38,6 +38,7 @@ type Server struct {
 	version  string
 	metrics  *Metrics
 	throttle *throttle
+	readOnly bool // WithReadOnly
 
 	// retiring are the states Reload replaced, each closed by its timer
 	// after retireDelay, or by Close if that comes first.
@@ -79,6 +80,12 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 
 // WithVersion sets the version reported by gatehouse_build_info.
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithReadOnly builds the server for a check of the configuration
+// (gatehouse validate and check): it writes no file. With
+// token.generate_if_missing and no key pair, the pair is generated in memory
+// and a warning says serving would create it.
+func WithReadOnly() Option { return func(s *Server) { s.readOnly = true } }
 
 // New builds a Server from cfg: it reads the key pair and the files the
 // configuration names, and compiles the ACL. Problems are reported as a
@@ -162,7 +169,11 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		prefix: cfg.Server.PathPrefix,
 		ipc:    clientIPConfig{header: cfg.Server.RealIPHeader, pos: cfg.Server.RealIPPos},
 	}
-	signer, err := cfg.Token.NewSigner(token.WithClock(s.now), token.WithLogger(s.logger))
+	topts := []token.Option{token.WithClock(s.now), token.WithLogger(s.logger)}
+	if s.readOnly {
+		topts = append(topts, token.WithReadOnly())
+	}
+	signer, err := cfg.Token.NewSigner(topts...)
 	if err != nil {
 		errs = append(errs, cfgerr.At(err, "token"))
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,17 +153,45 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "missing acl section",
 			yml:  base[:strings.Index(base, "acl:")],
-			want: []string{"acl|required"},
+			want: []string{"1|acl|required"},
 		},
 		{
 			name: "no authenticator",
 			yml:  strings.Replace(base, "users:\n  \"admin\":\n    password: \"$2a$04$4uKsKXPXqj7SE5URbNMM0.fRrPtPQ4i5AbLhK3.WbeRMpW5P3n5HG\"\n  \"\": {}\n", "", 1),
-			want: []string{"|users|no authenticator"},
+			want: []string{"1|users|no authenticator"},
 		},
 		{
 			name: "yaml syntax error names its line",
 			yml:  base + "  - match: {account: [\n",
-			want: []string{"|invalid YAML"},
+			want: []string{"17||invalid YAML: did not find expected node content"},
+		},
+		{
+			name: "yaml syntax error on the first line names line 1",
+			yml:  "\t" + base,
+			want: []string{"1||invalid YAML: found character that cannot start any token"},
+		},
+		{
+			name: "unknown alias names its line",
+			yml:  base + "log: *nowhere\n",
+			want: []string{"17||invalid YAML: unknown anchor 'nowhere' referenced"},
+		},
+		{
+			name: "duplicated top-level section is one problem at the second one",
+			yml:  strings.Replace(base, "token:", "log:\n  level: info\ntoken:", 1) + "log:\n  level: debug\n",
+			want: []string{"19|log|duplicate key: already defined at line 3"},
+		},
+		{
+			name: "duplicated nested keys, each one problem",
+			yml: strings.NewReplacer(
+				"  expiration: 900\n", "  expiration: 900\n  issuer: again\n",
+				"  \"\": {}\n", "  \"\": {}\n  admin: {password: x}\n",
+				`{account: "admin"}`, `{account: "admin", account: "root"}`,
+			).Replace(base),
+			want: []string{
+				"6|token.issuer|duplicate key: already defined at line 4",
+				"13|users.admin|already defined at line 10",
+				"15|acl[0].match.account|already defined at line 15",
+			},
 		},
 		{
 			name: "not a mapping",
@@ -172,7 +201,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "empty file",
 			yml:  "",
-			want: []string{"||YAML mapping"},
+			want: []string{"1||YAML mapping"},
 		},
 		{
 			name: "path_prefix without slash and lone real_ip_pos",
@@ -201,12 +230,15 @@ func TestParseProblems(t *testing.T) {
 			}
 			for i, w := range tc.want {
 				parts := strings.SplitN(w, "|", 3)
-				if len(parts) == 2 {
-					parts = []string{"", parts[0], parts[1]}
+				if len(parts) != 3 {
+					t.Fatalf("want %q is not line|key|message", w)
 				}
 				p := perr.Problems[i]
-				if parts[0] != "" && p.String() != "" && !strings.HasPrefix(p.String(), "auth_config.yml:"+parts[0]+":") {
-					t.Errorf("problem %d = %q, want line %s", i, p, parts[0])
+				if line, _ := strconv.Atoi(parts[0]); p.Line != line || line < 1 {
+					t.Errorf("problem %d = %q: line %d, want %s", i, p, p.Line, parts[0])
+				}
+				if prefix := "auth_config.yml:" + parts[0] + ": "; !strings.HasPrefix(p.String(), prefix) {
+					t.Errorf("problem %d = %q, want it to start with %q", i, p, prefix)
 				}
 				if p.Key != parts[1] {
 					t.Errorf("problem %d key = %q, want %q (%s)", i, p.Key, parts[1], p)

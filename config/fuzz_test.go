@@ -2,11 +2,12 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
 // FuzzParse: any file content is loaded or refused with problems that name
-// the file, never a panic.
+// the file (and, for a syntax error, its line), never a panic.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(base))
 	f.Add([]byte(base + "acl:\n  - match: {account: [\n"))
@@ -14,6 +15,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("cache: {ttl: ${env:NOPE}}\nlog: {level: 3}\n"))
 	f.Add([]byte("- a\n- b\n"))
 	f.Add([]byte("{{{"))
+	f.Add([]byte("log: {level: info}\nlog: *x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, err := Parse("fuzz.yml", data)
 		if err == nil {
@@ -26,6 +28,9 @@ func FuzzParse(f *testing.F) {
 		for _, p := range ce.Problems {
 			if p.File != "fuzz.yml" || p.Msg == "" {
 				t.Fatalf("problem %+v", p)
+			}
+			if strings.HasPrefix(p.Msg, "invalid YAML") && p.Line < 1 {
+				t.Fatalf("syntax error without its line: %+v", p)
 			}
 		}
 	})

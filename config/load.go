@@ -71,7 +71,10 @@ func Parse(file string, data []byte) (*Config, error) {
 	c := &Config{file: file}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Problems: []Problem{syntaxProblem(file, err)}}
+		return nil, &Error{Problems: []Problem{syntaxProblem(file, data, err)}}
+	}
+	if dups := duplicateKeys(file, &root); len(dups) > 0 {
+		return nil, newError(dups)
 	}
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, &Error{Problems: []Problem{{File: file, Line: max(root.Line, 1), Msg: "the configuration must be a YAML mapping with server, token, users and acl sections"}}}
@@ -84,7 +87,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, &Error{Problems: []Problem{syntaxProblem(file, err)}}
+			return nil, &Error{Problems: []Problem{syntaxProblem(file, data, err)}}
 		}
 		for _, msg := range te.Errors {
 			problems = append(problems, c.typeProblem(msg))
@@ -149,17 +152,6 @@ func (c *Config) problems(err error) []Problem {
 		out = append(out, Problem{File: c.file, Msg: e.Error()})
 	}
 	return out
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func syntaxProblem(file string, err error) Problem {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return Problem{File: file, Line: n, Msg: "invalid YAML: " + m[2]}
-	}
-	return Problem{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
 var (

@@ -153,8 +153,10 @@ func (c *Config) x5c() bool { return c.X5C == nil || *c.X5C }
 // With GenerateIfMissing and both files absent it first creates a
 // self-signed P-256 development key and certificate (key file mode 0600,
 // missing parent directories 0700) and logs a warning through the logger set
-// with WithLogger (slog.Default otherwise). If only one of the files exists
-// that is an error naming the missing one.
+// with WithLogger (slog.Default otherwise); with WithReadOnly the pair is
+// generated in memory only, nothing is written, and the warning says what
+// serving would create. If only one of the files exists that is an error
+// naming the missing one.
 //
 // Errors are placed with cfgerr.At at "certificate" or "key": file
 // unreadable, not PEM, key type unsupported (RSA and ECDSA P-256/384/521
@@ -172,16 +174,19 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	generated := false
+	var kp *keyPair // the generated pair, when one was
 	if c.GenerateIfMissing {
 		var err error
-		if generated, err = generateIfMissing(c.Certificate, c.Key, s.now()); err != nil {
+		if kp, err = generateIfMissing(c.Certificate, c.Key, s.now(), !s.readOnly); err != nil {
 			return nil, err
 		}
 	}
-	kp, err := loadKeyPair(c.Certificate, c.Key, s.now())
-	if err != nil {
-		return nil, err
+	generated := kp != nil
+	if !generated {
+		var err error
+		if kp, err = loadKeyPair(c.Certificate, c.Key, s.now()); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.init(c, kp); err != nil {
 		return nil, err
@@ -196,7 +201,11 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 	if s.refresh, err = c.newRefresher(kp.key, s); err != nil {
 		return nil, err
 	}
-	if generated {
+	switch {
+	case generated && s.readOnly:
+		s.log.Warn("token: certificate and key do not exist; serving with this configuration would generate a self-signed development pair there (generate_if_missing); nothing was written",
+			"certificate", c.Certificate, "key", c.Key)
+	case generated:
 		s.log.Warn("token: generated a self-signed development signing key and certificate; do not use them in production",
 			"certificate", c.Certificate, "key", c.Key, "alg", s.alg, "kid", s.kid,
 			"not_after", kp.certs[0].NotAfter.UTC().Format(time.RFC3339))

@@ -218,30 +218,33 @@ func certName(c *x509.Certificate) string {
 }
 
 // generateIfMissing creates a self-signed development key pair when both
-// files are absent and reports whether it did; it does nothing when both
-// exist, and fails when only one does.
-func generateIfMissing(certPath, keyPath string, now time.Time) (bool, error) {
+// files are absent and returns it, after writing it to them when write is
+// set. It returns nil when both files exist, and fails when only one does.
+func generateIfMissing(certPath, keyPath string, now time.Time, write bool) (*keyPair, error) {
 	certMissing, keyMissing := missing(certPath), missing(keyPath)
 	switch {
 	case !certMissing && !keyMissing:
-		return false, nil
+		return nil, nil
 	case certMissing && !keyMissing:
-		return false, cfgerr.At(fmt.Errorf("token: certificate %s does not exist but key %s does; generate_if_missing only creates both when both are absent", certPath, keyPath), "certificate")
+		return nil, cfgerr.At(fmt.Errorf("token: certificate %s does not exist but key %s does; generate_if_missing only creates both when both are absent", certPath, keyPath), "certificate")
 	case keyMissing && !certMissing:
-		return false, cfgerr.At(fmt.Errorf("token: key %s does not exist but certificate %s does; generate_if_missing only creates both when both are absent", keyPath, certPath), "key")
+		return nil, cfgerr.At(fmt.Errorf("token: key %s does not exist but certificate %s does; generate_if_missing only creates both when both are absent", keyPath, certPath), "key")
 	}
-	certPEM, keyPEM, err := generateDevKeyPair(now)
+	kp, certPEM, keyPEM, err := generateDevKeyPair(now)
 	if err != nil {
-		return false, cfgerr.At(err, "key")
+		return nil, cfgerr.At(err, "key")
+	}
+	if !write {
+		return kp, nil
 	}
 	if err := writeNewFile(keyPath, keyPEM, 0o600); err != nil {
-		return false, cfgerr.At(err, "key")
+		return nil, cfgerr.At(err, "key")
 	}
 	if err := writeNewFile(certPath, certPEM, 0o644); err != nil {
 		_ = os.Remove(keyPath) // keep "both absent" so the next start retries
-		return false, cfgerr.At(err, "certificate")
+		return nil, cfgerr.At(err, "certificate")
 	}
-	return true, nil
+	return kp, nil
 }
 
 // missing reports whether path definitely does not exist. Other stat errors
@@ -251,12 +254,13 @@ func missing(path string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-// generateDevKeyPair returns a PEM self-signed P-256 certificate, valid for
-// one year back-dated by one hour, and its PKCS#8 PEM private key.
-func generateDevKeyPair(now time.Time) (certPEM, keyPEM []byte, err error) {
+// generateDevKeyPair returns a self-signed P-256 certificate, valid for one
+// year back-dated by one hour, with its key, and both in PEM (the key in
+// PKCS#8).
+func generateDevKeyPair(now time.Time) (kp *keyPair, certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("token: generating key: %w", err)
+		return nil, nil, nil, fmt.Errorf("token: generating key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: devCommonName},
@@ -267,15 +271,19 @@ func generateDevKeyPair(now time.Time) (certPEM, keyPEM []byte, err error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("token: creating certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("token: creating certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("token: parsing the generated certificate: %w", err)
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("token: encoding key: %w", err)
+		return nil, nil, nil, fmt.Errorf("token: encoding key: %w", err)
 	}
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
-	return certPEM, keyPEM, nil
+	return &keyPair{key: key, certs: []*x509.Certificate{cert}}, certPEM, keyPEM, nil
 }
 
 // writeNewFile creates path (and missing parent directories, mode 0700)

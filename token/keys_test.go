@@ -205,6 +205,38 @@ func TestGenerateIfMissing(t *testing.T) {
 	}
 }
 
+// TestGenerateIfMissingReadOnly: a signer built for a check (validate,
+// check) signs with a pair generated in memory and writes nothing, not even
+// the directory; serving afterwards still creates the files.
+func TestGenerateIfMissingReadOnly(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "ssl")
+	c := Config{Issuer: "test", Expiration: 900, GenerateIfMissing: true,
+		Certificate: filepath.Join(dir, "token.pem"), Key: filepath.Join(dir, "token.key")}
+	var logs bytes.Buffer
+	s, err := c.NewSigner(WithClock(fixedClock), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), WithReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(root); err != nil || len(entries) != 0 {
+		t.Fatalf("a read-only signer wrote %v (%v)", entries, err)
+	}
+	if !strings.Contains(logs.String(), "would generate") || !strings.Contains(logs.String(), "nothing was written") {
+		t.Errorf("log %q does not say what serving would generate", logs.String())
+	}
+	if _, err := s.Issue("alice", "registry", nil); err != nil {
+		t.Fatalf("the in-memory pair does not sign: %v", err)
+	}
+	if _, err := c.NewSigner(WithClock(fixedClock), WithLogger(slog.New(slog.DiscardHandler))); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{c.Certificate, c.Key} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("serving did not create %s: %v", p, err)
+		}
+	}
+}
+
 func TestGenerateIfMissingOneFileAbsent(t *testing.T) {
 	key := testKey(t, "p256")
 	tests := []struct {

@@ -70,6 +70,12 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithReadOnly makes NewSigner write nothing, for commands that only check
+// a configuration: with generate_if_missing and both files absent it signs
+// with a development pair generated in memory and logs that serving would
+// create the files.
+func WithReadOnly() Option { return func(s *Signer) { s.readOnly = true } }
+
 // Access is one entry of the token's "access" claim.
 type Access struct {
 	Type    string   `json:"type"`
@@ -106,6 +112,7 @@ type Signer struct {
 	sign       signFunc
 	now        func() time.Time
 	log        *slog.Logger
+	readOnly   bool // WithReadOnly: NewSigner writes no file
 
 	published published  // JWKS and certificate bundle
 	refresh   *Refresher // nil when OAuth2 is off
