@@ -2,15 +2,9 @@ package auth
 
 import (
 	"cmp"
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse/acl"
 	"github.com/gatehouse/gatehouse/authn"
@@ -33,13 +27,14 @@ type Decision struct {
 	ACL string `json:"acl,omitempty"`
 }
 
-// authorize decides every requested scope: the static acl first, then, when
-// no rule matched, acl_mongo (docker_auth's order). A scope nothing grants
-// stays in the token with no actions: a partial or empty grant is not an
-// error. complete reports whether every requested action was granted. err
-// is set when acl_mongo was needed and has never loaded (the client gets
-// 503); the decisions still say which scopes it concerns.
-func (st *state) authorize(req *Request, id *identity) (access []token.Access, logs []Decision, complete bool, err error) {
+// decide decides every requested scope with the authorizers, in order: the
+// first whose decision matches decides the scope (docker_auth's order: the
+// static acl, then acl_mongo). A scope nothing grants stays in the token
+// with no actions: a partial or empty grant is not an error. complete
+// reports whether every requested action was granted. err is set when an
+// authorizer that was needed could not answer (the client gets 503); the
+// decisions still say which scopes it concerns.
+func (st *state) decide(req *Request, id *identity) (access []token.Access, logs []Decision, complete bool, err error) {
 	access = make([]token.Access, 0, len(req.Scopes))
 	logs = make([]Decision, 0, len(req.Scopes))
 	complete = true
@@ -53,18 +48,19 @@ func (st *state) authorize(req *Request, id *identity) (access []token.Access, l
 			Labels:  id.Labels,
 			Actions: sc.Actions,
 		}
-		d := st.acl.Decide(ar)
+		var d acl.Decision
 		which := ""
-		if !d.Matched && st.aclMongo != nil {
-			which = "acl_mongo"
-			md, merr := st.aclMongo.Decide(ar)
-			d = md.Decision
-			switch {
-			case merr != nil:
-				d.Comment = "acl_mongo unavailable: " + merr.Error()
-				err = cmp.Or(err, merr)
-			case d.Matched:
-				d.Rule = int(md.Seq)
+		for _, a := range st.authorizers {
+			var aerr error
+			d, aerr = a.decide(ar)
+			which = a.source()
+			if aerr != nil {
+				d.Comment = which + " unavailable: " + aerr.Error()
+				err = cmp.Or(err, aerr)
+				break
+			}
+			if d.Matched {
+				break
 			}
 		}
 		access = append(access, token.Access{Type: sc.Type, Name: sc.Name, Actions: d.Actions})
@@ -87,101 +83,6 @@ func grantedList(scope string, requested, granted []string) string {
 		return scope[len(scope)-n:]
 	}
 	return strings.Join(granted, ",")
-}
-
-// identify establishes who the request is from: a refresh token is checked
-// and its account looked up again; anything else goes through the
-// authenticator chain.
-func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) {
-	if req.Grant != GrantRefresh {
-		return st.chain.authenticate(ctx, req)
-	}
-	if st.refresh == nil {
-		return identity{}, st.chain.unauthorized(msgBadRefresh, errors.New("refresh token presented but oauth2 is off"))
-	}
-	claims, err := st.refresh.Verify(req.RefreshToken, req.Service)
-	if err != nil {
-		return identity{}, st.chain.unauthorized(msgBadRefresh, err)
-	}
-	req.Account = claims.Subject
-	id, e := st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
-	if e != nil {
-		return identity{}, e
-	}
-	if !st.refresh.Bound(claims, id.Credential) {
-		return identity{}, st.chain.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: the credential of %q in %s changed since it was issued", claims.Subject, claims.Authenticator))
-	}
-	return id, nil
-}
-
-// tokenResponse is the body of a successful answer. GET answers carry token
-// and access_token (clients read one or the other); OAuth2 answers add the
-// granted scope.
-type tokenResponse struct {
-	Token        string `json:"token"`
-	AccessToken  string `json:"access_token"`
-	ExpiresIn    int64  `json:"expires_in"`
-	IssuedAt     string `json:"issued_at"`
-	Scope        string `json:"scope,omitempty"`
-	RefreshToken string `json:"refresh_token,omitempty"`
-}
-
-// respond signs the access token and, when offline access was asked for by
-// a signed-in account, a refresh token. A request that came with a refresh
-// token gets the same one back: Docker never stores a new one.
-func (st *state) respond(req *Request, id *identity, access []token.Access) (tokenResponse, error) {
-	tok, err := st.signer.Issue(id.Account, req.Service, access)
-	if err != nil {
-		return tokenResponse{}, err
-	}
-	resp := tokenResponse{
-		Token:       tok.Raw,
-		AccessToken: tok.Raw,
-		ExpiresIn:   int64(tok.ExpiresAt.Sub(tok.IssuedAt) / time.Second),
-		IssuedAt:    tok.IssuedAt.UTC().Format(time.RFC3339),
-	}
-	if req.OAuth2 {
-		resp.Scope = grantedScope(access)
-	}
-	if req.Offline && st.refresh != nil && id.Account != "" {
-		if req.Grant == GrantRefresh {
-			resp.RefreshToken = req.RefreshToken
-		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend, id.Credential); err != nil {
-			return tokenResponse{}, err
-		}
-	}
-	return resp, nil
-}
-
-// grantedScope renders what was granted as an OAuth2 scope value:
-// space-separated scopes, those with no action left out.
-func grantedScope(access []token.Access) string {
-	var parts []string
-	for _, a := range access {
-		if len(a.Actions) > 0 {
-			parts = append(parts, a.Type+":"+a.Name+":"+strings.Join(a.Actions, ","))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func writeJSON(w http.ResponseWriter, resp *tokenResponse) {
-	buf := bodyPool.Get().(*[]byte)
-	defer putBody(buf)
-	if n := len(resp.Token) + len(resp.AccessToken) + len(resp.Scope) + len(resp.RefreshToken) + 128; cap(*buf) < n {
-		*buf = make([]byte, 0, n) // one allocation for a large token, not a doubling series
-	}
-	body, ok := appendTokenResponse((*buf)[:0], resp)
-	if !ok {
-		body, _ = json.Marshal(resp)
-	}
-	*buf = body
-	h := w.Header()
-	h["Content-Type"] = headerJSON // canonical keys, shared read-only values: no per-request allocation
-	h["Cache-Control"] = headerNoStore
-	h["Content-Length"] = contentLength(len(body))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
 }
 
 // grantName names how the request identified itself, for the audit log.
@@ -210,6 +111,6 @@ func (s *Server) Explain(account string, labels authn.Labels, ip netip.Addr, ser
 	if st == nil {
 		return nil
 	}
-	_, decisions, _, _ := st.authorize(&Request{Service: service, Scopes: scopes, IP: ip}, &identity{Account: account, Labels: labels})
+	_, decisions, _, _ := st.decide(&Request{Service: service, Scopes: scopes, IP: ip}, &identity{Account: account, Labels: labels})
 	return decisions
 }

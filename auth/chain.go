@@ -315,3 +315,28 @@ func (c *chain) observe(backend string, start time.Time, err error) {
 		c.metrics.backendErrors.WithLabelValues(backend).Inc()
 	}
 }
+
+// identify establishes who the request is from: a refresh token is checked
+// and its account looked up again; anything else goes through the
+// authenticator chain.
+func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) {
+	if req.Grant != GrantRefresh {
+		return st.chain.authenticate(ctx, req)
+	}
+	if st.refresh == nil {
+		return identity{}, st.chain.unauthorized(msgBadRefresh, errors.New("refresh token presented but oauth2 is off"))
+	}
+	claims, err := st.refresh.Verify(req.RefreshToken, req.Service)
+	if err != nil {
+		return identity{}, st.chain.unauthorized(msgBadRefresh, err)
+	}
+	req.Account = claims.Subject
+	id, e := st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
+	if e != nil {
+		return identity{}, e
+	}
+	if !st.refresh.Bound(claims, id.Credential) {
+		return identity{}, st.chain.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: the credential of %q in %s changed since it was issued", claims.Subject, claims.Authenticator))
+	}
+	return id, nil
+}

@@ -244,3 +244,34 @@ func cacheable(req *Request, id *identity, decisions []Decision) bool {
 	}
 	return true
 }
+
+// cachedGrant looks r up in the grant cache: it returns the grant that
+// answers r, or nil and the key to remember r's answer under, with
+// remember false when r is not to be remembered (malformed: the full path
+// answers it) or is throttled (the full path answers 429).
+func (s *Server) cachedGrant(r *http.Request, st *state) (g *grant, key grantKey, remember bool) {
+	if headerLength(r) > MaxHeaderLength || len(r.URL.RawQuery) > MaxQueryLength {
+		return nil, key, false
+	}
+	ip, e := clientIP(r, st.ipc)
+	if e != nil {
+		return nil, key, false
+	}
+	if key, remember = st.grants.key(r, ip); !remember {
+		return nil, key, false
+	}
+	if g = st.grants.get(key); g != nil && g.req.HasCredentials && s.throttle.admit(g.id.Account, ip) > 0 {
+		return nil, key, false
+	}
+	return g, key, true
+}
+
+// serveGrant answers a request the grant cache knows: a new token for
+// what the same request was granted before.
+func (s *Server) serveGrant(w http.ResponseWriter, r *http.Request, st *state, g *grant, start time.Time) {
+	if g.req.HasCredentials {
+		s.throttle.succeed(g.id.Account, g.req.IP)
+	}
+	s.metrics.grantHit.Inc()
+	s.issue(r.Context(), w, r, st, g, start)
+}

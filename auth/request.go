@@ -67,7 +67,7 @@ type Request struct {
 	// login, before any lookup (see plainAccount).
 	malformedAccount bool
 	// attempt is the request's way through the throttle while it is
-	// authenticated (identifyThrottled).
+	// authenticated (Server.authenticate).
 	attempt attempt
 }
 
@@ -75,6 +75,14 @@ type Request struct {
 type clientIPConfig struct {
 	header string // real_ip_header; "" means the connection's peer address
 	pos    int    // real_ip_pos
+}
+
+// parse reads a token request: an OAuth2 form (POST) or a query (GET).
+func (st *state) parse(w http.ResponseWriter, r *http.Request) (*Request, *Error) {
+	if r.Method == http.MethodPost {
+		return parsePost(w, r, st.ipc)
+	}
+	return parseRequest(r, st.ipc, st.refresh != nil)
 }
 
 // parseRequest reads a GET token request. With refresh set, a Basic

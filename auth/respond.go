@@ -1,9 +1,15 @@
 package auth
 
 import (
+	"encoding/json"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/token"
 )
 
 // appendTokenResponse appends resp as JSON, byte for byte what
@@ -98,3 +104,73 @@ var (
 	headerJSON    = []string{"application/json"}
 	headerNoStore = []string{"no-store"}
 )
+
+// tokenResponse is the body of a successful answer. GET answers carry token
+// and access_token (clients read one or the other); OAuth2 answers add the
+// granted scope.
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// respond signs the access token and, when offline access was asked for by
+// a signed-in account, a refresh token. A request that came with a refresh
+// token gets the same one back: Docker never stores a new one.
+func (st *state) respond(req *Request, id *identity, access []token.Access) (tokenResponse, error) {
+	tok, err := st.signer.Issue(id.Account, req.Service, access)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	resp := tokenResponse{
+		Token:       tok.Raw,
+		AccessToken: tok.Raw,
+		ExpiresIn:   int64(tok.ExpiresAt.Sub(tok.IssuedAt) / time.Second),
+		IssuedAt:    tok.IssuedAt.UTC().Format(time.RFC3339),
+	}
+	if req.OAuth2 {
+		resp.Scope = grantedScope(access)
+	}
+	if req.Offline && st.refresh != nil && id.Account != "" {
+		if req.Grant == GrantRefresh {
+			resp.RefreshToken = req.RefreshToken
+		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend, id.Credential); err != nil {
+			return tokenResponse{}, err
+		}
+	}
+	return resp, nil
+}
+
+// grantedScope renders what was granted as an OAuth2 scope value:
+// space-separated scopes, those with no action left out.
+func grantedScope(access []token.Access) string {
+	var parts []string
+	for _, a := range access {
+		if len(a.Actions) > 0 {
+			parts = append(parts, a.Type+":"+a.Name+":"+strings.Join(a.Actions, ","))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func writeJSON(w http.ResponseWriter, resp *tokenResponse) {
+	buf := bodyPool.Get().(*[]byte)
+	defer putBody(buf)
+	if n := len(resp.Token) + len(resp.AccessToken) + len(resp.Scope) + len(resp.RefreshToken) + 128; cap(*buf) < n {
+		*buf = make([]byte, 0, n) // one allocation for a large token, not a doubling series
+	}
+	body, ok := appendTokenResponse((*buf)[:0], resp)
+	if !ok {
+		body, _ = json.Marshal(resp)
+	}
+	*buf = body
+	h := w.Header()
+	h["Content-Type"] = headerJSON // canonical keys, shared read-only values: no per-request allocation
+	h["Cache-Control"] = headerNoStore
+	h["Content-Length"] = contentLength(len(body))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}

@@ -54,10 +54,12 @@ type state struct {
 	chain    *chain
 	acl      *acl.ACL
 	aclMongo *acl.Mongo // acl_mongo, consulted when acl has no match; nil when not configured
-	signer   *token.Signer
-	refresh  *token.Refresher // nil when OAuth2 is off
-	backends []authn.Authenticator
-	grants   *grantCache // nil when the cache is off
+	// authorizers decide scopes in order (authz.go decide): acl, then acl_mongo.
+	authorizers []authorizer
+	signer      *token.Signer
+	refresh     *token.Refresher // nil when OAuth2 is off
+	backends    []authn.Authenticator
+	grants      *grantCache // nil when the cache is off
 }
 
 // Option configures a Server.
@@ -181,36 +183,13 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	if signer != nil {
 		st.refresh = signer.Refresher()
 	}
-	if len(cfg.Users) > 0 {
-		static, err := authn.NewStatic(cfg.Users)
-		if err != nil {
-			errs = append(errs, cfgerr.At(err, "users"))
-		} else {
-			st.backends = append(st.backends, static)
-		}
-	}
-	if cfg.Htpasswd != nil {
-		h, err := authn.NewHtpasswd(*cfg.Htpasswd)
-		if err != nil {
-			errs = append(errs, cfgerr.At(err, "htpasswd_auth"))
-		} else {
-			st.backends = append(st.backends, h)
-		}
-	}
-	if cfg.LDAP != nil {
-		l, err := authn.NewLDAP(*cfg.LDAP, authn.WithLDAPLogger(s.logger))
-		if err != nil {
-			errs = append(errs, cfgerr.At(err, "ldap_auth"))
-		} else {
-			st.backends = append(st.backends, l)
-		}
-	}
-	if cfg.Mongo != nil {
-		m, err := authn.NewMongo(*cfg.Mongo, authn.WithMongoLogger(s.logger))
-		if err != nil {
-			errs = append(errs, cfgerr.At(err, "mongo_auth"))
-		} else {
-			st.backends = append(st.backends, m)
+	for _, f := range authenticators {
+		b, err := f.build(cfg, s.logger)
+		switch {
+		case err != nil:
+			errs = append(errs, cfgerr.At(err, f.section))
+		case b != nil:
+			st.backends = append(st.backends, b)
 		}
 	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))
@@ -226,6 +205,12 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		if st.aclMongo, err = acl.NewMongo(*cfg.ACLMongo, opts...); err != nil {
 			errs = append(errs, cfgerr.At(err, "acl_mongo"))
 		}
+	}
+	if st.acl != nil {
+		st.authorizers = append(st.authorizers, staticACL{st.acl})
+	}
+	if st.aclMongo != nil {
+		st.authorizers = append(st.authorizers, mongoACL{st.aclMongo})
 	}
 	if len(errs) > 0 {
 		st.close()

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -249,41 +248,3 @@ func tooMany(wait time.Duration) *Error {
 // errMalformedAccount is the reason logged for an account name refused
 // before any lookup; the name itself is in the log line's account.
 var errMalformedAccount = errors.New("account name with white space at an end or a control character")
-
-// identifyThrottled authenticates req unless its key is blocked, and
-// records the outcome: a refused credential counts as a failure, a
-// success clears the account's record. The password check itself takes a
-// reservation (see throttle). Anonymous requests are neither blocked nor
-// counted: they try no credential.
-func (s *Server) identifyThrottled(ctx context.Context, st *state, req *Request) (identity, *Error) {
-	if !req.HasCredentials {
-		return st.identify(ctx, req)
-	}
-	if wait := s.throttle.admit(req.Account, req.IP); wait > 0 {
-		return identity{}, tooMany(wait)
-	}
-	if req.malformedAccount {
-		s.throttle.fail(req.Account, req.IP)
-		return identity{}, st.chain.unauthorized(msgBadCredentials, errMalformedAccount)
-	}
-	req.attempt = attempt{t: s.throttle, account: req.Account, ip: req.IP}
-	id, e := st.identify(ctx, req)
-	a := req.attempt
-	req.attempt = attempt{}
-	v := verdictNone
-	switch {
-	case e == nil:
-		v = verdictSuccess
-	case e.Status == http.StatusUnauthorized:
-		v = verdictFailure
-	}
-	switch {
-	case a.reserved:
-		s.throttle.settle(a.account, a.ip, v)
-	case v == verdictSuccess:
-		s.throttle.succeed(id.Account, req.IP)
-	case v == verdictFailure:
-		s.throttle.fail(req.Account, req.IP)
-	}
-	return id, e
-}
