@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -20,7 +20,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/config"
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // HTTP server limits: a token request is small and quick. Headers and body
@@ -34,43 +33,16 @@ const (
 	drainTimeout   = 30 * time.Second
 )
 
-// newLogger makes the process logger from the log: section; the level can
-// change on reload through level.
-func newLogger(w io.Writer, lc config.Log, level *slog.LevelVar) *slog.Logger {
-	level.Set(lc.SlogLevel())
-	opts := &slog.HandlerOptions{Level: level}
-	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// build makes everything a loaded configuration names: the server and the
-// TLS certificate it serves with.
-func build(cfg *config.Config, opts ...auth.Option) (*auth.Server, *tls.Certificate, error) {
-	cert, err := loadServerCertificate(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := auth.New(cfg, opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return srv, cert, nil
-}
-
-func loadServerCertificate(cfg *config.Config) (*tls.Certificate, error) {
-	if cfg.Server.Certificate == "" {
-		return nil, nil
-	}
-	c, err := tls.LoadX509KeyPair(cfg.Server.Certificate, cfg.Server.Key)
-	if err != nil {
-		return nil, cfg.Annotate(cfgerr.At(fmt.Errorf("loading the TLS key pair: %w", err), "server", "certificate"))
-	}
-	return &c, nil
-}
-
-func serve(path string, stderr io.Writer) int {
+// Serve loads the configuration file at path, builds the server and serves
+// it until ctx is done or the process receives SIGTERM or SIGINT; then it
+// drains the requests in flight (at most drainTimeout) and returns. SIGHUP
+// and changes to the watched files reload the configuration meanwhile.
+// version is reported in the log and in the server's responses and
+// metrics. Errors and logs go to stderr. The result is the process exit
+// code: 0 after a clean shutdown, 1 when the configuration does not load,
+// a listener cannot open, a server stops on its own or the drain is
+// incomplete.
+func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 	tuneGC()
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -79,17 +51,17 @@ func serve(path string, stderr io.Writer) int {
 	}
 	// Log lines are batched into few writes (logwriter.go); everything
 	// written to stderr from here on goes through the batch, in order, and
-	// is written out when serve returns.
+	// is written out when Serve returns.
 	logOut := newBatchWriter(stderr, logFlushDelay)
 	defer logOut.Close()
 	stderr = logOut
 	level := new(slog.LevelVar)
 	logger := newLogger(stderr, cfg.Log, level)
-	opts := []auth.Option{auth.WithLogger(logger), auth.WithVersion(buildVersion())}
+	opts := []auth.Option{auth.WithLogger(logger), auth.WithVersion(version)}
 	if cfg.Log.Format == "json" {
 		opts = append(opts, auth.WithJSONAuditLog(stderr)) // the JSON handler's writer (newLogger)
 	}
-	srv, cert, err := build(cfg, opts...)
+	srv, cert, err := Build(cfg, opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -128,10 +100,10 @@ func serve(path string, stderr io.Writer) int {
 		servers = append(servers, ms)
 		go func() { errc <- ms.Serve(mln) }()
 	}
-	logger.Info("gatehouse serving", "version", buildVersion(), "addr", ln.Addr().String(),
+	logger.Info("gatehouse serving", "version", version, "addr", ln.Addr().String(),
 		"tls", useTLS, "path_prefix", cfg.Server.PathPrefix, "metrics_addr", cfg.Server.MetricsAddr, "config", path)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	rl := &reloader{path: path, srv: srv, cert: &certPtr, logger: logger, level: level, cfg: cfg}
 	go rl.run(ctx)
@@ -154,14 +126,6 @@ func serve(path string, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return code
-}
-
-// logWarnings logs what the configuration has that is valid but probably
-// wrong (config.Warnings).
-func logWarnings(logger *slog.Logger, cfg *config.Config) {
-	for _, p := range cfg.Warnings() {
-		logger.Warn("configuration warning", "problem", p.String())
-	}
 }
 
 func metricsMux(srv *auth.Server) http.Handler {
