@@ -78,18 +78,17 @@ func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 	var certPtr atomic.Pointer[tls.Certificate]
 	certPtr.Store(cert)
 	hs := newHTTPServer(cfg.Server, srv, &certPtr, logger)
-	servers := []*http.Server{hs}
-	errc := make(chan error, 2)
+	run := &httpServers{errc: make(chan error, 2)}
+	defer run.close()
 	// Read before Serve starts: net/http's HTTP/2 setup may write
 	// hs.TLSConfig from the serving goroutine.
 	useTLS := hs.TLSConfig != nil
-	go func() {
+	run.start(hs, func() error {
 		if useTLS {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
+			return hs.ServeTLS(ln, "", "")
 		}
-	}()
+		return hs.Serve(ln)
+	})
 	if cfg.Server.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.Server.MetricsAddr)
 		if err != nil {
@@ -97,8 +96,7 @@ func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 			return 1
 		}
 		ms := &http.Server{Handler: metricsMux(srv), ReadHeaderTimeout: readTimeout, IdleTimeout: idleTimeout}
-		servers = append(servers, ms)
-		go func() { errc <- ms.Serve(mln) }()
+		run.start(ms, func() error { return ms.Serve(mln) })
 	}
 	logger.Info("gatehouse serving", "version", version, "addr", ln.Addr().String(),
 		"tls", useTLS, "path_prefix", cfg.Server.PathPrefix, "metrics_addr", cfg.Server.MetricsAddr, "config", path)
@@ -109,7 +107,8 @@ func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 	go rl.run(ctx)
 
 	select {
-	case err := <-errc:
+	case err := <-run.errc:
+		run.running--
 		logger.Error("server stopped", "err", err)
 		return 1
 	case <-ctx.Done():
@@ -118,7 +117,7 @@ func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	code := 0
-	for _, s := range servers {
+	for _, s := range run.servers {
 		if err := s.Shutdown(sctx); err != nil {
 			logger.Error("drain incomplete", "err", err)
 			code = 1
@@ -128,6 +127,34 @@ func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 	return code
 }
 
+// httpServers are the HTTP servers Serve started, each in a goroutine
+// that sends what its Serve returned on errc.
+type httpServers struct {
+	servers []*http.Server
+	errc    chan error // buffered for every server
+	running int        // goroutines that have not sent on errc, or whose send was not received
+}
+
+// start runs serve, which serves s, in a goroutine.
+func (h *httpServers) start(s *http.Server, serve func() error) {
+	h.servers = append(h.servers, s)
+	h.running++
+	go func() { h.errc <- serve() }()
+}
+
+// close closes every server (after a graceful Shutdown, a no-op) and waits
+// for their goroutines, so that when Serve returns its listeners are
+// closed, whichever way it returns.
+func (h *httpServers) close() {
+	for _, s := range h.servers {
+		s.Close()
+	}
+	for ; h.running > 0; h.running-- {
+		<-h.errc
+	}
+}
+
+// metricsMux serves the server's Prometheus metrics at /metrics.
 func metricsMux(srv *auth.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", srv.Metrics().Handler())

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gatehouse/gatehouse/internal/leakcheck"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
@@ -121,9 +122,11 @@ func TestServeStopsWhenContextDone(t *testing.T) {
 }
 
 // TestServeFailures: what keeps Serve from serving makes it return 1 with
-// the reason on stderr, without waiting for a signal.
+// the reason on stderr, without waiting for a signal, and with nothing left
+// listening or running.
 func TestServeFailures(t *testing.T) {
 	busy := listenLocal(t).Addr().String()
+	started := freeAddr(t) // listened on before the metrics listener fails
 	tests := []struct {
 		name    string
 		server  string // the server: section; "" writes no file
@@ -131,7 +134,7 @@ func TestServeFailures(t *testing.T) {
 	}{
 		{"missing file", "", "auth_config.yml"},
 		{"address in use", fmt.Sprintf("{addr: %q}", busy), "cannot listen"},
-		{"metrics address in use", fmt.Sprintf("{addr: %q, metrics_addr: %q}", freeAddr(t), busy), "cannot listen for metrics"},
+		{"metrics address in use", fmt.Sprintf("{addr: %q, metrics_addr: %q}", started, busy), "cannot listen for metrics"},
 		{"missing TLS key pair", fmt.Sprintf("{addr: %q, certificate: /nonexistent/c.pem, key: /nonexistent/c.key}", freeAddr(t)),
 			"server.certificate"},
 	}
@@ -142,6 +145,7 @@ func TestServeFailures(t *testing.T) {
 			if tc.server != "" {
 				path = writeConfig(t, dir, tc.server)
 			}
+			snap := leakcheck.Take()
 			var logs testutil.SyncBuffer
 			done := make(chan int, 1)
 			go func() { done <- Serve(context.Background(), path, "test", &logs) }()
@@ -156,6 +160,11 @@ func TestServeFailures(t *testing.T) {
 			if !strings.Contains(logs.String(), tc.wantErr) {
 				t.Errorf("stderr lacks %q:\n%s", tc.wantErr, logs.String())
 			}
+			if c, err := net.DialTimeout("tcp", started, time.Second); err == nil {
+				c.Close()
+				t.Errorf("%s still open after Serve returned", started)
+			}
+			snap.Check(t, 0)
 		})
 	}
 }
