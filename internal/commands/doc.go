@@ -1,6 +1,7 @@
-// Package commands holds gatehouse's one-shot commands: validate and check
-// (which build a configuration exactly as the server does, through
-// daemon.Build, but listen on nothing and write no file), hash and version.
+// Package commands holds gatehouse's one-shot commands: validate (builds a
+// configuration exactly as the server does, through daemon.Build), check
+// (decides scopes with the server's own ACL code), hash and version.
+// Neither validate nor check listens or writes a file.
 // Each takes its arguments after the command name and its output writers,
 // and returns the process exit code: 0 on success, 1 when the command
 // failed, 2 for a bad command line.
