@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"flag"
@@ -12,15 +12,17 @@ import (
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/authn"
 	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/daemon"
 )
 
-// validate loads and builds a configuration exactly as serve would, without
-// listening and without writing any file: every problem is printed with its
-// line and the exit code is 1. Configuration and ACL warnings, and ACL
-// notices, are printed too but do not fail.
-func validate(args []string, stdout, stderr io.Writer) int {
+// Validate loads and builds the configuration file named by args (exactly
+// one) as the server would, without listening and without writing any
+// file: every problem is printed with its line and the exit code is 1.
+// Configuration and ACL warnings, and ACL notices, are printed too but do
+// not fail.
+func Validate(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprint(stderr, "gatehouse validate: want exactly one argument, the configuration file\n\n"+usage)
+		fmt.Fprint(stderr, "gatehouse validate: want exactly one argument, the configuration file\n\n"+Usage)
 		return 2
 	}
 	cfg, err := config.Load(args[0])
@@ -32,7 +34,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "warning:", p)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, _, err := build(cfg, auth.WithLogger(logger), auth.WithReadOnly())
+	srv, _, err := daemon.Build(cfg, auth.WithLogger(logger), auth.WithReadOnly())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -52,8 +54,10 @@ func validate(args []string, stdout, stderr io.Writer) int {
 // labelFlags collects repeated --label KEY=VALUE flags.
 type labelFlags authn.Labels
 
+// String implements flag.Value; the flag has no default to show.
 func (l labelFlags) String() string { return "" }
 
+// Set adds one KEY=VALUE label.
 func (l labelFlags) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
 	if !ok || k == "" {
@@ -63,10 +67,12 @@ func (l labelFlags) Set(v string) error {
 	return nil
 }
 
-// check decides scopes for an account with the server's own ACL code, and
-// prints for each scope the granted actions and the rule that decided. Like
-// validate it writes no file.
-func check(args []string, stdout, stderr io.Writer) int {
+// Check decides scopes for an account with the server's own ACL code, and
+// prints for each scope the granted actions and the rule that decided.
+// args are CONFIG followed, in any order, by SCOPE... and the flags
+// --account, --label KEY=VALUE (repeatable), --ip and --service. Like
+// Validate it writes no file.
+func Check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	account := fs.String("account", "", "the account to decide for (\"\" is anonymous)")

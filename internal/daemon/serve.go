@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -20,7 +20,6 @@ import (
 
 	"github.com/gatehouse/gatehouse/auth"
 	"github.com/gatehouse/gatehouse/config"
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // HTTP server limits: a token request is small and quick. Headers and body
@@ -34,43 +33,16 @@ const (
 	drainTimeout   = 30 * time.Second
 )
 
-// newLogger makes the process logger from the log: section; the level can
-// change on reload through level.
-func newLogger(w io.Writer, lc config.Log, level *slog.LevelVar) *slog.Logger {
-	level.Set(lc.SlogLevel())
-	opts := &slog.HandlerOptions{Level: level}
-	if lc.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// build makes everything a loaded configuration names: the server and the
-// TLS certificate it serves with.
-func build(cfg *config.Config, opts ...auth.Option) (*auth.Server, *tls.Certificate, error) {
-	cert, err := loadServerCertificate(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := auth.New(cfg, opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return srv, cert, nil
-}
-
-func loadServerCertificate(cfg *config.Config) (*tls.Certificate, error) {
-	if cfg.Server.Certificate == "" {
-		return nil, nil
-	}
-	c, err := tls.LoadX509KeyPair(cfg.Server.Certificate, cfg.Server.Key)
-	if err != nil {
-		return nil, cfg.Annotate(cfgerr.At(fmt.Errorf("loading the TLS key pair: %w", err), "server", "certificate"))
-	}
-	return &c, nil
-}
-
-func serve(path string, stderr io.Writer) int {
+// Serve loads the configuration file at path, builds the server and serves
+// it until ctx is done or the process receives SIGTERM or SIGINT; then it
+// drains the requests in flight (at most drainTimeout) and returns. SIGHUP
+// and changes to the watched files reload the configuration meanwhile.
+// version is reported in the log and in the server's responses and
+// metrics. Errors and logs go to stderr. The result is the process exit
+// code: 0 after a clean shutdown, 1 when the configuration does not load,
+// a listener cannot open, a server stops on its own or the drain is
+// incomplete.
+func Serve(ctx context.Context, path, version string, stderr io.Writer) int {
 	tuneGC()
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -79,17 +51,17 @@ func serve(path string, stderr io.Writer) int {
 	}
 	// Log lines are batched into few writes (logwriter.go); everything
 	// written to stderr from here on goes through the batch, in order, and
-	// is written out when serve returns.
+	// is written out when Serve returns.
 	logOut := newBatchWriter(stderr, logFlushDelay)
 	defer logOut.Close()
 	stderr = logOut
 	level := new(slog.LevelVar)
 	logger := newLogger(stderr, cfg.Log, level)
-	opts := []auth.Option{auth.WithLogger(logger), auth.WithVersion(buildVersion())}
+	opts := []auth.Option{auth.WithLogger(logger), auth.WithVersion(version)}
 	if cfg.Log.Format == "json" {
 		opts = append(opts, auth.WithJSONAuditLog(stderr)) // the JSON handler's writer (newLogger)
 	}
-	srv, cert, err := build(cfg, opts...)
+	srv, cert, err := Build(cfg, opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -106,18 +78,17 @@ func serve(path string, stderr io.Writer) int {
 	var certPtr atomic.Pointer[tls.Certificate]
 	certPtr.Store(cert)
 	hs := newHTTPServer(cfg.Server, srv, &certPtr, logger)
-	servers := []*http.Server{hs}
-	errc := make(chan error, 2)
+	run := &httpServers{errc: make(chan error, 2)}
+	defer run.close()
 	// Read before Serve starts: net/http's HTTP/2 setup may write
 	// hs.TLSConfig from the serving goroutine.
 	useTLS := hs.TLSConfig != nil
-	go func() {
+	run.start(hs, func() error {
 		if useTLS {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
+			return hs.ServeTLS(ln, "", "")
 		}
-	}()
+		return hs.Serve(ln)
+	})
 	if cfg.Server.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.Server.MetricsAddr)
 		if err != nil {
@@ -125,19 +96,19 @@ func serve(path string, stderr io.Writer) int {
 			return 1
 		}
 		ms := &http.Server{Handler: metricsMux(srv), ReadHeaderTimeout: readTimeout, IdleTimeout: idleTimeout}
-		servers = append(servers, ms)
-		go func() { errc <- ms.Serve(mln) }()
+		run.start(ms, func() error { return ms.Serve(mln) })
 	}
-	logger.Info("gatehouse serving", "version", buildVersion(), "addr", ln.Addr().String(),
+	logger.Info("gatehouse serving", "version", version, "addr", ln.Addr().String(),
 		"tls", useTLS, "path_prefix", cfg.Server.PathPrefix, "metrics_addr", cfg.Server.MetricsAddr, "config", path)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	rl := &reloader{path: path, srv: srv, cert: &certPtr, logger: logger, level: level, cfg: cfg}
 	go rl.run(ctx)
 
 	select {
-	case err := <-errc:
+	case err := <-run.errc:
+		run.running--
 		logger.Error("server stopped", "err", err)
 		return 1
 	case <-ctx.Done():
@@ -146,7 +117,7 @@ func serve(path string, stderr io.Writer) int {
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	code := 0
-	for _, s := range servers {
+	for _, s := range run.servers {
 		if err := s.Shutdown(sctx); err != nil {
 			logger.Error("drain incomplete", "err", err)
 			code = 1
@@ -156,14 +127,34 @@ func serve(path string, stderr io.Writer) int {
 	return code
 }
 
-// logWarnings logs what the configuration has that is valid but probably
-// wrong (config.Warnings).
-func logWarnings(logger *slog.Logger, cfg *config.Config) {
-	for _, p := range cfg.Warnings() {
-		logger.Warn("configuration warning", "problem", p.String())
+// httpServers are the HTTP servers Serve started, each in a goroutine
+// that sends what its Serve returned on errc.
+type httpServers struct {
+	servers []*http.Server
+	errc    chan error // buffered for every server
+	running int        // goroutines that have not sent on errc, or whose send was not received
+}
+
+// start runs serve, which serves s, in a goroutine.
+func (h *httpServers) start(s *http.Server, serve func() error) {
+	h.servers = append(h.servers, s)
+	h.running++
+	go func() { h.errc <- serve() }()
+}
+
+// close closes every server (after a graceful Shutdown, a no-op) and waits
+// for their goroutines, so that when Serve returns its listeners are
+// closed, whichever way it returns.
+func (h *httpServers) close() {
+	for _, s := range h.servers {
+		s.Close()
+	}
+	for ; h.running > 0; h.running-- {
+		<-h.errc
 	}
 }
 
+// metricsMux serves the server's Prometheus metrics at /metrics.
 func metricsMux(srv *auth.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", srv.Metrics().Handler())

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"io"
@@ -26,7 +26,7 @@ const maxLogBuffer = 256 << 10
 // Close. No goroutine or timer runs while nothing waits.
 //
 // What has not been written when the process is killed (at most delay's
-// worth) is lost; Close, called when serve returns, writes everything.
+// worth) is lost; Close, called when Serve returns, writes everything.
 type batchWriter struct {
 	w     io.Writer
 	delay time.Duration

@@ -1,0 +1,23 @@
+// Package commands holds gatehouse's one-shot commands: validate (builds a
+// configuration exactly as the server does, through daemon.Build), check
+// (decides scopes with the server's own ACL code), hash and version.
+// Neither validate nor check listens or writes a file.
+// Each takes its arguments after the command name and its output writers,
+// and returns the process exit code: 0 on success, 1 when the command
+// failed, 2 for a bad command line.
+//
+// Import rules: commands imports internal/daemon, auth/ and config/; only
+// package main (and tests) import commands.
+package commands
+
+// Usage is the command-line summary, printed by "gatehouse help" and after
+// a bad command line.
+const Usage = `usage:
+  gatehouse CONFIG               run the server with the configuration file CONFIG
+  gatehouse serve CONFIG         the same
+  gatehouse validate CONFIG      check CONFIG (writes nothing): exit 0, or print every problem with its line and exit 1
+  gatehouse check CONFIG --account A [--label KEY=VALUE ...] [--ip IP] [--service S] SCOPE...
+                                 print, for each scope, the granted actions and the ACL rule that decided
+  gatehouse hash [-cost N]       read a password on stdin and print a bcrypt hash for users:
+  gatehouse version              print the version
+`
