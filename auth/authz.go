@@ -27,9 +27,9 @@ type Decision struct {
 	ACL string `json:"acl,omitempty"`
 }
 
-// decide decides every requested scope with the authorizers, in order: the
-// first whose decision matches decides the scope (docker_auth's order: the
-// static acl, then acl_mongo). A scope nothing grants stays in the token
+// decide decides every requested scope with the static acl, then the
+// state's other authorizers in order: the first whose decision matches
+// decides the scope (docker_auth's order: acl, then acl_mongo). A scope nothing grants stays in the token
 // with no actions: a partial or empty grant is not an error. complete
 // reports whether every requested action was granted. err is set when an
 // authorizer that was needed could not answer (the client gets 503); the
@@ -48,19 +48,24 @@ func (st *state) decide(req *Request, id *identity) (access []token.Access, logs
 			Labels:  id.Labels,
 			Actions: sc.Actions,
 		}
-		var d acl.Decision
+		// The static acl, always first, is called directly: through the
+		// interface ar would escape to the heap on every request.
+		d := st.acl.Decide(ar)
 		which := ""
-		for _, a := range st.authorizers {
-			var aerr error
-			d, aerr = a.decide(ar)
-			which = a.source()
-			if aerr != nil {
-				d.Comment = which + " unavailable: " + aerr.Error()
-				err = cmp.Or(err, aerr)
-				break
-			}
-			if d.Matched {
-				break
+		if !d.Matched && len(st.authorizers) > 0 {
+			next := *ar // escapes; allocated only when another authorizer is asked
+			for _, a := range st.authorizers {
+				var aerr error
+				d, aerr = a.decide(&next)
+				which = a.source()
+				if aerr != nil {
+					d.Comment = which + " unavailable: " + aerr.Error()
+					err = cmp.Or(err, aerr)
+					break
+				}
+				if d.Matched {
+					break
+				}
 			}
 		}
 		access = append(access, token.Access{Type: sc.Type, Name: sc.Name, Actions: d.Actions})

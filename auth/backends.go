@@ -45,21 +45,16 @@ var authenticators = []authenticatorFactory{
 	}},
 }
 
-// authorizer decides one scope. A decision that matches no rule passes the
-// scope to the next authorizer of the state's list, whose order is
-// docker_auth's: the static acl, then acl_mongo.
+// authorizer decides one scope the static acl does not match. A decision
+// that matches no rule passes the scope to the next authorizer of the
+// state's list, in docker_auth's order: acl_mongo (then acl_xorm,
+// ext_authz, casbin).
 type authorizer interface {
 	// source names it in the audit line's decisions ("" for the static acl).
 	source() string
 	// decide decides r; err means it could not answer.
 	decide(r *acl.Request) (acl.Decision, error)
 }
-
-// staticACL is the `acl:` section.
-type staticACL struct{ a *acl.ACL }
-
-func (s staticACL) source() string                              { return "" }
-func (s staticACL) decide(r *acl.Request) (acl.Decision, error) { return s.a.Decide(r), nil }
 
 // mongoACL is the `acl_mongo:` section; a decision's Rule is the deciding
 // document's seq.
@@ -75,7 +70,4 @@ func (m mongoACL) decide(r *acl.Request) (acl.Decision, error) {
 	return d, err
 }
 
-var (
-	_ authorizer = staticACL{}
-	_ authorizer = mongoACL{}
-)
+var _ authorizer = mongoACL{}

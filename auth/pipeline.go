@@ -43,7 +43,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		s.fail(w, r, req, e, start)
 		return
 	}
-	g, e := s.authorize(st, req, id)
+	g, e := s.authorize(st, req, &id)
 	if e != nil {
 		s.fail(w, r, req, e, start)
 		return
@@ -95,14 +95,14 @@ func (s *Server) authenticate(ctx context.Context, st *state, req *Request) (ide
 // authorize decides every requested scope for id (state.decide) and times
 // it. Only an authorizer that could not answer refuses (503): a scope
 // nothing grants stays in the token with no actions.
-func (s *Server) authorize(st *state, req *Request, id identity) (*grant, *Error) {
+func (s *Server) authorize(st *state, req *Request, id *identity) (*grant, *Error) {
 	t := s.now()
-	access, decisions, complete, err := st.decide(req, &id)
+	access, decisions, complete, err := st.decide(req, id)
 	s.metrics.authzStage.Observe(s.now().Sub(t).Seconds())
 	if err != nil {
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}
 	}
-	return &grant{req: req, id: id, access: access, decisions: decisions, complete: complete}, nil
+	return &grant{req: req, id: *id, access: access, decisions: decisions, complete: complete}, nil
 }
 
 // issue signs and writes the token g grants, counts it and writes its

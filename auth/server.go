@@ -54,7 +54,8 @@ type state struct {
 	chain    *chain
 	acl      *acl.ACL
 	aclMongo *acl.Mongo // acl_mongo, consulted when acl has no match; nil when not configured
-	// authorizers decide scopes in order (authz.go decide): acl, then acl_mongo.
+	// authorizers decide, in order, the scopes acl does not match (authz.go
+	// decide): acl_mongo.
 	authorizers []authorizer
 	signer      *token.Signer
 	refresh     *token.Refresher // nil when OAuth2 is off
@@ -205,9 +206,6 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		if st.aclMongo, err = acl.NewMongo(*cfg.ACLMongo, opts...); err != nil {
 			errs = append(errs, cfgerr.At(err, "acl_mongo"))
 		}
-	}
-	if st.acl != nil {
-		st.authorizers = append(st.authorizers, staticACL{st.acl})
 	}
 	if st.aclMongo != nil {
 		st.authorizers = append(st.authorizers, mongoACL{st.aclMongo})
