@@ -45,15 +45,49 @@ var authenticators = []authenticatorFactory{
 	}},
 }
 
+// authorizerFactory builds the authorizer of one configuration section; it
+// returns nil, nil when the section is absent. previous is the state being
+// replaced (nil at startup), whose authorizer of the same section the new
+// one may take over from (acl_mongo keeps its last good rules).
+type authorizerFactory struct {
+	section string
+	build   func(cfg *config.Config, logger *slog.Logger, previous *state) (authorizer, error)
+}
+
+// authorizers are the authorizer sections consulted, in order, for the
+// scopes the static acl does not match: docker_auth's order (acl_mongo, then
+// acl_xorm, ext_authz, casbin). A new authorizer is its type and one line
+// here.
+var authorizers = []authorizerFactory{
+	{"acl_mongo", func(cfg *config.Config, logger *slog.Logger, previous *state) (authorizer, error) {
+		if cfg.ACLMongo == nil {
+			return nil, nil
+		}
+		opts := []acl.MongoOption{acl.WithMongoLogger(logger)}
+		if previous != nil {
+			// A reload while MongoDB is unreachable keeps the last good ACL.
+			opts = append(opts, acl.WithPrevious(previous.mongoACL()))
+		}
+		m, err := acl.NewMongo(*cfg.ACLMongo, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return mongoACL{m}, nil
+	}},
+}
+
 // authorizer decides one scope the static acl does not match. A decision
 // that matches no rule passes the scope to the next authorizer of the
-// state's list, in docker_auth's order: acl_mongo (then acl_xorm,
-// ext_authz, casbin).
+// state's list.
 type authorizer interface {
 	// source names it in the audit line's decisions ("" for the static acl).
 	source() string
 	// decide decides r; err means it could not answer.
 	decide(r *acl.Request) (acl.Decision, error)
+	// notReady says why /readyz should fail, "" when it can decide.
+	notReady() string
+	// Close releases its clients when its state is retired.
+	Close() error
 }
 
 // mongoACL is the `acl_mongo:` section; a decision's Rule is the deciding
@@ -61,6 +95,13 @@ type authorizer interface {
 type mongoACL struct{ m *acl.Mongo }
 
 func (m mongoACL) source() string { return "acl_mongo" }
+func (m mongoACL) Close() error   { return m.m.Close() }
+func (m mongoACL) notReady() string {
+	if m.m.LoadedAt().IsZero() {
+		return "rules not loaded yet"
+	}
+	return ""
+}
 func (m mongoACL) decide(r *acl.Request) (acl.Decision, error) {
 	md, err := m.m.Decide(r)
 	d := md.Decision

@@ -105,8 +105,10 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 			}
 		}
 	}
-	if st.aclMongo != nil && st.aclMongo.LoadedAt().IsZero() {
-		failing["acl_mongo"] = "rules not loaded yet"
+	for _, a := range st.authorizers {
+		if why := a.notReady(); why != "" {
+			failing[a.source()] = why
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

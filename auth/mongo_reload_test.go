@@ -83,7 +83,7 @@ acl_mongo: {dial_info: {addrs: [%[2]q], timeout: 1s, database: docker_auth}, col
 	if _, err := m.Authenticate(context.Background(), "amy", "amy-pw"); !errors.Is(err, authn.ErrUnavailable) {
 		t.Errorf("the retired authenticator still answers (err %v): its client was not disconnected", err)
 	}
-	if err := old.aclMongo.Refresh(context.Background()); err == nil {
+	if err := old.mongoACL().Refresh(context.Background()); err == nil {
 		t.Error("the retired acl_mongo still loads: its client was not disconnected")
 	}
 	if status("ben") != http.StatusOK {

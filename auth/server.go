@@ -48,12 +48,11 @@ type Server struct {
 
 // state is everything built from one configuration.
 type state struct {
-	cfg      *config.Config
-	prefix   string
-	ipc      clientIPConfig
-	chain    *chain
-	acl      *acl.ACL
-	aclMongo *acl.Mongo // acl_mongo, consulted when acl has no match; nil when not configured
+	cfg    *config.Config
+	prefix string
+	ipc    clientIPConfig
+	chain  *chain
+	acl    *acl.ACL
 	// authorizers decide, in order, the scopes acl does not match (authz.go
 	// decide): acl_mongo.
 	authorizers []authorizer
@@ -197,18 +196,17 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	if err != nil {
 		errs = append(errs, cfgerr.At(err, "acl"))
 	}
-	if cfg.ACLMongo != nil && len(errs) == 0 {
-		opts := []acl.MongoOption{acl.WithMongoLogger(s.logger)}
-		if cur := s.state.Load(); cur != nil {
-			// A reload while MongoDB is unreachable keeps the last good ACL.
-			opts = append(opts, acl.WithPrevious(cur.aclMongo))
+	for _, f := range authorizers {
+		if len(errs) > 0 {
+			break // no client is started for a configuration already refused
 		}
-		if st.aclMongo, err = acl.NewMongo(*cfg.ACLMongo, opts...); err != nil {
-			errs = append(errs, cfgerr.At(err, "acl_mongo"))
+		a, err := f.build(cfg, s.logger, s.state.Load())
+		switch {
+		case err != nil:
+			errs = append(errs, cfgerr.At(err, f.section))
+		case a != nil:
+			st.authorizers = append(st.authorizers, a)
 		}
-	}
-	if st.aclMongo != nil {
-		st.authorizers = append(st.authorizers, mongoACL{st.aclMongo})
 	}
 	if len(errs) > 0 {
 		st.close()
@@ -243,9 +241,19 @@ func (st *state) close() {
 			_ = c.Close()
 		}
 	}
-	if st.aclMongo != nil {
-		_ = st.aclMongo.Close()
+	for _, a := range st.authorizers {
+		_ = a.Close()
 	}
+}
+
+// mongoACL returns the state's acl_mongo, or nil.
+func (st *state) mongoACL() *acl.Mongo {
+	for _, a := range st.authorizers {
+		if m, ok := a.(mongoACL); ok {
+			return m.m
+		}
+	}
+	return nil
 }
 
 // Close releases the backends of the current configuration, and of those
