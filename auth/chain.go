@@ -164,14 +164,11 @@ func (c *chain) authenticatePassword(ctx context.Context, account, password stri
 	// response times do not tell which accounts exist. Identical requests
 	// in flight share one comparison, as they do for known accounts.
 	fakeCheck := func() (authn.Account, error) {
-		release, err := c.limit.acquire(ctx)
+		release, err := c.slot(ctx, att)
 		if err != nil {
 			return authn.Account{}, err
 		}
 		defer release()
-		if !att.reserve() {
-			return authn.Account{}, errThrottled
-		}
 		start := time.Now()
 		c.fake.Compare(password)
 		c.observeFake(time.Since(start))
@@ -194,6 +191,21 @@ func (c *chain) authenticatePassword(ctx context.Context, account, password stri
 		return identity{}, att.refused()
 	}
 	return identity{}, c.unauthorized(msgBadCredentials, fmt.Errorf("unknown account %q", account))
+}
+
+// slot waits for a password-check slot (errBusy past the wait) and takes a
+// reservation in the client's failure budget (errThrottled when it is
+// spent); release frees the slot.
+func (c *chain) slot(ctx context.Context, att *attempt) (release func(), err error) {
+	release, err = c.limit.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !att.reserve() {
+		release()
+		return nil, errThrottled
+	}
+	return release, nil
 }
 
 // unknownBackend keys, in the credential cache, the fake comparisons of
@@ -237,14 +249,11 @@ func bcryptCosts(backends []authn.Authenticator) (highest, lowest int) {
 func (c *chain) check(ctx context.Context, b authn.Authenticator, account, password string, mac *[32]byte, att *attempt) (authn.Account, time.Time, answerSource, error) {
 	run := func() (authn.Account, error) {
 		if account != "" {
-			release, err := c.limit.acquire(ctx)
+			release, err := c.slot(ctx, att)
 			if err != nil {
 				return authn.Account{}, err
 			}
 			defer release()
-			if !att.reserve() {
-				return authn.Account{}, errThrottled
-			}
 		}
 		start := time.Now()
 		acct, err := b.Authenticate(ctx, account, password)

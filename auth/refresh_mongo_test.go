@@ -3,14 +3,12 @@ package auth
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/mongotest"
 )
 
@@ -36,19 +34,11 @@ func TestRefreshTokenEndsWithMongoPasswordChange(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(fmt.Sprintf(`server: {addr: ":0"}
+	s := serverFromYAML(t, dir, fmt.Sprintf(`server: {addr: ":0"}
 token: {issuer: x, expiration: 600, certificate: %[1]s/token.pem, key: %[1]s/token.key, generate_if_missing: true}
 mongo_auth: {dial_info: {addrs: [%[2]q], timeout: 5s, database: docker_auth}, collection: users}
 acl: [{match: {account: "/.+/"}, actions: [pull]}]
-`, dir, srv.Addr())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+`, dir, srv.Addr()))
 
 	refresh := map[string]string{}
 	for _, u := range []string{"amy", "ben"} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/authn"
-	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/mongotest"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
@@ -116,21 +114,13 @@ func TestTimingHidesAccounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir := t.TempDir()
-		cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(fmt.Sprintf(`server: {addr: ":0"}
+		s := serverFromYAML(t, dir, fmt.Sprintf(`server: {addr: ":0"}
 token: {issuer: x, expiration: 600, certificate: %[1]s/token.pem, key: %[1]s/token.key, generate_if_missing: true}
 throttle: {enabled: false}
 cache: {ttl: 0}
 mongo_auth: {dial_info: {addrs: [%[2]q], timeout: 5s, database: docker_auth}, collection: users}
 acl: [{match: {}, actions: [pull]}]
-`, dir, srv.Addr())))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+`, dir, srv.Addr()))
 		requireSameTiming(t, s,
 			func(int) (string, string) { return "amy", "wrong" },
 			func(i int) (string, string) { return fmt.Sprintf("nobody%d", i), "wrong" }, 1)

@@ -14,7 +14,7 @@ import (
 // namespace does not.
 func TestEmptyRepositoryName(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(fmt.Sprintf(`server: {addr: ":0"}
+	s := serverFromYAML(t, dir, fmt.Sprintf(`server: {addr: ":0"}
 token: {issuer: x, expiration: 600, certificate: %[1]s/token.pem, key: %[1]s/token.key, generate_if_missing: true}
 users:
   admin: {password: %[2]q}
@@ -24,15 +24,7 @@ acl:
     actions: ["*"]
   - match: {account: "/.+/", name: "${account}/*"}
     actions: ["*"]
-`, dir, alicePW)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+`, dir, alicePW))
 	for _, tc := range []struct{ user, want string }{
 		{"admin", "repository::pull"},
 		{"alice", "repository::"},
@@ -45,4 +37,20 @@ acl:
 			t.Errorf("%s was granted %q on the empty name, want %q", tc.user, g, tc.want)
 		}
 	}
+}
+
+// serverFromYAML builds a Server from an auth_config.yml text whose
+// relative paths are under dir; it is closed when the test ends.
+func serverFromYAML(t testing.TB, dir, yml string) *Server {
+	t.Helper()
+	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
