@@ -31,6 +31,12 @@ var authenticators = []authenticatorFactory{
 		}
 		return authn.NewHtpasswd(*cfg.Htpasswd)
 	}},
+	{"ext_auth", func(cfg *config.Config, logger *slog.Logger) (authn.Authenticator, error) {
+		if cfg.ExtAuth == nil {
+			return nil, nil
+		}
+		return authn.NewExt(*cfg.ExtAuth, authn.WithExtLogger(logger))
+	}},
 	{"ldap_auth", func(cfg *config.Config, logger *slog.Logger) (authn.Authenticator, error) {
 		if cfg.LDAP == nil {
 			return nil, nil
@@ -73,6 +79,16 @@ var authorizers = []authorizerFactory{
 			return nil, err
 		}
 		return mongoACL{m}, nil
+	}},
+	{"ext_authz", func(cfg *config.Config, logger *slog.Logger, _ *state) (authorizer, error) {
+		if cfg.ExtAuthz == nil {
+			return nil, nil
+		}
+		e, err := acl.NewExt(*cfg.ExtAuthz, logger)
+		if err != nil {
+			return nil, err
+		}
+		return extAuthz{e}, nil
 	}},
 }
 

@@ -38,6 +38,9 @@ type identity struct {
 	// Credential identifies the stored credential the password was checked
 	// against (authn.Account.Credential): refresh tokens are bound to it.
 	Credential string
+	// noRefresh: the backend cannot look the account up again
+	// (authn.Account.NoRefresh), so no refresh token is issued.
+	noRefresh bool
 	// until is when the credential cache stops vouching for the password
 	// check; zero when the check was not cached (anonymous, refresh
 	// token, cache off).
@@ -148,7 +151,7 @@ func (c *chain) authenticatePassword(ctx context.Context, account, password stri
 		case errors.Is(err, errBusy):
 			return identity{}, c.limit.busy(fmt.Errorf("%s: %w", b.Name(), err))
 		case err == nil:
-			return identity{Account: acct.Name, Labels: acct.Labels, Backend: b.Name(), Credential: acct.Credential, until: until}, nil
+			return identity{Account: acct.Name, Labels: acct.Labels, Backend: b.Name(), Credential: acct.Credential, noRefresh: acct.NoRefresh, until: until}, nil
 		case errors.Is(err, authn.ErrNoMatch):
 			continue
 		case errors.Is(err, authn.ErrWrongPassword):

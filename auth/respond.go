@@ -134,7 +134,7 @@ func (st *state) respond(req *Request, id *identity, access []token.Access) (tok
 	if req.OAuth2 {
 		resp.Scope = grantedScope(access)
 	}
-	if req.Offline && st.refresh != nil && id.Account != "" {
+	if req.Offline && st.refresh != nil && id.Account != "" && !id.noRefresh {
 		if req.Grant == GrantRefresh {
 			resp.RefreshToken = req.RefreshToken
 		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend, id.Credential); err != nil {

@@ -71,6 +71,10 @@ type Account struct {
 	// keyed fingerprint of it, so a password change revokes them. "" when
 	// the backend has nothing to offer.
 	Credential string
+	// NoRefresh is set by backends that cannot look an account up again
+	// without its password (ext_auth): no refresh token is issued for it,
+	// so a client keeps its password and every login is checked again.
+	NoRefresh bool
 }
 
 // Authenticator checks credentials against one backend.

@@ -32,11 +32,13 @@ type Config struct {
 	Server   Server                `yaml:"server"`
 	Token    token.Config          `yaml:"token"`
 	Users    authn.StaticConfig    `yaml:"users"`
+	ExtAuth  *authn.ExtConfig      `yaml:"ext_auth"`
 	Htpasswd *authn.HtpasswdConfig `yaml:"htpasswd_auth"`
 	LDAP     *authn.LDAPConfig     `yaml:"ldap_auth"`
 	Mongo    *authn.MongoConfig    `yaml:"mongo_auth"`
 	ACL      []acl.Rule            `yaml:"acl"`
 	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
+	ExtAuthz *acl.ExtConfig        `yaml:"ext_authz"`
 	Log      Log                   `yaml:"log"`
 	Cache    Cache                 `yaml:"cache"`
 	Limits   Limits                `yaml:"limits"`
@@ -118,10 +120,8 @@ type unsupportedSections struct {
 	OIDCAuth    yaml.Node `yaml:"oidc_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
 	XormAuth    yaml.Node `yaml:"xorm_auth"`
-	ExtAuth     yaml.Node `yaml:"ext_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
 	ACLXorm     yaml.Node `yaml:"acl_xorm"`
-	ExtAuthz    yaml.Node `yaml:"ext_authz"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
 	CasbinAuthz yaml.Node `yaml:"casbin_authz"`
 }
@@ -134,8 +134,6 @@ var unsupportedReason = map[string]string{
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"xorm_auth":    "SQL user stores are not supported by Gatehouse",
 	"acl_xorm":     "SQL ACL stores are not supported by Gatehouse",
-	"ext_auth":     "external programs are not supported by Gatehouse",
-	"ext_authz":    "external programs are not supported by Gatehouse",
 	"plugin_authn": "Go plugins are not supported by Gatehouse",
 	"plugin_authz": "Go plugins are not supported by Gatehouse",
 	"casbin_authz": "casbin is not supported by Gatehouse",

@@ -91,8 +91,8 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "unsupported docker_auth sections",
-			yml:  base + "google_auth:\n  domain: example.com\next_auth:\n  command: /bin/true\n",
-			want: []string{"17|google_auth|not supported", "19|ext_auth|not supported"},
+			yml:  base + "google_auth:\n  domain: example.com\nplugin_authn:\n  plugin_path: /x.so\n",
+			want: []string{"17|google_auth|not supported", "19|plugin_authn|not supported"},
 		},
 		{
 			name: "rule without actions and rule without match",

@@ -192,6 +192,8 @@ func describeGoType(t string) string {
 	switch {
 	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
 		return "a whole number"
+	case t == "time.Duration":
+		return "a duration such as 5s"
 	case t == "bool":
 		return "true or false"
 	case t == "string", t == "*string":

@@ -61,8 +61,13 @@ func (c *Config) validate() error {
 	} else if c.has("mongo_auth") {
 		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "mongo_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ldap_auth or mongo_auth"), "users")
+	if c.ExtAuth != nil {
+		add(c.ExtAuth.Validate(), "ext_auth")
+	} else if c.has("ext_auth") {
+		add(errors.New("section is empty: give command, or remove it"), "ext_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ldap_auth, mongo_auth or ext_auth"), "users")
 	}
 
 	if c.ACLMongo != nil {
@@ -70,9 +75,14 @@ func (c *Config) validate() error {
 	} else if c.has("acl_mongo") {
 		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "acl_mongo")
 	}
-	// With acl_mongo the static acl is optional: the rules may all be in
-	// MongoDB.
-	if !c.has("acl") && c.ACLMongo == nil {
+	if c.ExtAuthz != nil {
+		add(c.ExtAuthz.Validate(), "ext_authz")
+	} else if c.has("ext_authz") {
+		add(errors.New("section is empty: give command, or remove it"), "ext_authz")
+	}
+	// With acl_mongo or ext_authz the static acl is optional: the rules may
+	// all be elsewhere.
+	if !c.has("acl") && c.ACLMongo == nil && c.ExtAuthz == nil {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
 	} else {
 		add(c.nullMatches())
