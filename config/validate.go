@@ -70,9 +70,14 @@ func (c *Config) validate() error {
 	} else if c.has("acl_mongo") {
 		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "acl_mongo")
 	}
-	// With acl_mongo the static acl is optional: the rules may all be in
-	// MongoDB.
-	if !c.has("acl") && c.ACLMongo == nil {
+	if c.Casbin != nil {
+		add(c.Casbin.Validate(), "casbin_authz")
+	} else if c.has("casbin_authz") {
+		add(errors.New("section is empty: give model_path and policy_path, or remove it"), "casbin_authz")
+	}
+	// With acl_mongo or casbin_authz the static acl is optional: the rules
+	// may all be elsewhere.
+	if !c.has("acl") && c.ACLMongo == nil && c.Casbin == nil {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
 	} else {
 		add(c.nullMatches())
