@@ -23,7 +23,9 @@ type Decision struct {
 	// Comment is that rule's comment.
 	Comment string `json:"comment,omitempty"`
 	// ACL is "acl_mongo" when the MongoDB ACL decided; Rule is then the
-	// deciding document's seq. Empty for the static acl.
+	// deciding document's seq. It is "casbin_authz" when casbin was asked
+	// (Rule 0 when it granted, -1 when it granted nothing). Empty for the
+	// static acl.
 	ACL string `json:"acl,omitempty"`
 }
 

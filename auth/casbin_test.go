@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,14 +77,61 @@ casbin_authz:
 			if len(c.Access) != 1 || strings.Join(c.Access[0].Actions, ",") != tc.want {
 				t.Fatalf("access %+v, want %q", c.Access, tc.want)
 			}
-			scopes, err := ParseScopes([]string{tc.scope})
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := s.Explain(tc.user, cfg.Users[tc.user].Labels, netip.MustParseAddr(tc.ip), tc.service, scopes)
+			d := s.Explain(tc.user, cfg.Users[tc.user].Labels, netip.MustParseAddr(tc.ip), tc.service, mustScopes(t, tc.scope))
 			if len(d) != 1 || d[0].ACL != tc.wantACL || d[0].Rule != tc.wantRule || d[0].Granted != tc.want {
 				t.Fatalf("decision %+v, want acl %q rule %d granted %q", d, tc.wantACL, tc.wantRule, tc.want)
 			}
 		})
 	}
+}
+
+// TestCasbinEvaluationFailure: a policy casbin cannot evaluate (an ip that
+// is neither an address nor a CIDR) grants nothing: the request is a 503
+// whose body holds no internal detail.
+func TestCasbinEvaluationFailure(t *testing.T) {
+	dir := t.TempDir()
+	model, err := filepath.Abs("../testdata/docker_auth/casbin_authz_model.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "policy.csv")
+	if err := os.WriteFile(policy, []byte("p, alice, repository, app, registry, not-an-ip, pull, \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf(`server: {addr: ":0"}
+token: {issuer: test-issuer, expiration: 600, certificate: %[1]s/token.pem, key: %[1]s/token.key, generate_if_missing: true}
+users:
+  alice: {password: %[2]q}
+casbin_authz: {model_path: %[3]s, policy_path: %[4]s}
+`, dir, hash, model, policy)
+	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := get(s, "service=registry&scope=repository:app:pull", "alice", "pw")
+	if r.status != 503 || strings.Contains(r.raw, "panic") || strings.Contains(r.raw, "not-an-ip") {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	d := s.Explain("alice", nil, netip.MustParseAddr("10.0.0.1"), "registry", mustScopes(t, "repository:app:pull"))
+	if len(d) != 1 || d[0].Granted != "" || !strings.Contains(d[0].Comment, "neither an IP address nor a CIDR") || strings.Contains(d[0].Comment, "goroutine") {
+		t.Fatalf("decision %+v, want nothing granted and casbin's first line as the reason", d)
+	}
+}
+
+func mustScopes(t *testing.T, s ...string) []Scope {
+	t.Helper()
+	scopes, err := ParseScopes(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scopes
 }
