@@ -171,3 +171,33 @@ func TestCasbinEmptyPolicyLabels(t *testing.T) {
 		t.Fatalf("got %+v, %v; want pull", d, err)
 	}
 }
+
+// TestCasbinConcurrentDecide: one enforcer answers concurrent requests (run
+// with -race).
+func TestCasbinConcurrentDecide(t *testing.T) {
+	c, err := NewCasbin(casbinExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []string)
+	for range 8 {
+		go func() {
+			var got []string
+			for range 50 {
+				d, err := c.Decide(&Request{Account: "bob", Type: "book", Name: "book2", Service: "bookstore1",
+					IP: netip.MustParseAddr("192.168.1.7"), Labels: map[string][]string{"a": {"b", "c"}}, Actions: []string{"read", "write"}})
+				if err != nil {
+					got = []string{err.Error()}
+					break
+				}
+				got = d.Actions
+			}
+			done <- got
+		}()
+	}
+	for range 8 {
+		if got := <-done; !slices.Equal(got, []string{"read"}) {
+			t.Errorf("granted %q, want read", got)
+		}
+	}
+}
