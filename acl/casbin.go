@@ -78,7 +78,11 @@ func NewCasbin(cfg CasbinConfig) (*Casbin, error) {
 	if err != nil {
 		return nil, cfgerr.At(fmt.Errorf("casbin_authz: model %s: %v", cfg.ModelPath, firstLine(err)), "model_path")
 	}
-	if n := len(m["r"]["r"].Tokens); n != len(casbinRequestFields) {
+	var n int
+	if r := m["r"]["r"]; r != nil {
+		n = len(r.Tokens)
+	}
+	if n != len(casbinRequestFields) {
 		return nil, cfgerr.At(fmt.Errorf("casbin_authz: model %s: request_definition has %d fields, want %d (%s), the values each action is enforced with",
 			cfg.ModelPath, n, len(casbinRequestFields), strings.Join(casbinRequestFields, ", ")), "model_path")
 	}
