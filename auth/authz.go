@@ -23,8 +23,10 @@ type Decision struct {
 	// Comment is that rule's comment.
 	Comment string `json:"comment,omitempty"`
 	// ACL is "acl_mongo" when the MongoDB ACL decided; Rule is then the
-	// deciding document's seq. "ext_authz" when the program decided; Rule
-	// is then its exit status. Empty for the static acl.
+	// deciding document's seq; "ext_authz" when the program decided, Rule
+	// then its exit status; "casbin_authz" when casbin was asked (Rule 0
+	// when it granted, -1 when it granted nothing). Empty for the static
+	// acl.
 	ACL string `json:"acl,omitempty"`
 }
 

@@ -90,6 +90,16 @@ var authorizers = []authorizerFactory{
 		}
 		return extAuthz{e}, nil
 	}},
+	{"casbin_authz", func(cfg *config.Config, _ *slog.Logger, _ *state) (authorizer, error) {
+		if cfg.Casbin == nil {
+			return nil, nil
+		}
+		c, err := acl.NewCasbin(*cfg.Casbin)
+		if err != nil {
+			return nil, err
+		}
+		return casbinACL{c}, nil
+	}},
 }
 
 // authorizer decides one scope the static acl does not match. A decision

@@ -39,6 +39,7 @@ type Config struct {
 	ACL      []acl.Rule            `yaml:"acl"`
 	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
 	ExtAuthz *acl.ExtConfig        `yaml:"ext_authz"`
+	Casbin   *acl.CasbinConfig     `yaml:"casbin_authz"`
 	Log      Log                   `yaml:"log"`
 	Cache    Cache                 `yaml:"cache"`
 	Limits   Limits                `yaml:"limits"`
@@ -123,7 +124,6 @@ type unsupportedSections struct {
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
 	ACLXorm     yaml.Node `yaml:"acl_xorm"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
-	CasbinAuthz yaml.Node `yaml:"casbin_authz"`
 }
 
 // unsupportedReason explains, per docker_auth section, why Load rejects it.
@@ -134,10 +134,14 @@ var unsupportedReason = map[string]string{
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"xorm_auth":    "SQL user stores are not supported by Gatehouse",
 	"acl_xorm":     "SQL ACL stores are not supported by Gatehouse",
-	"plugin_authn": "Go plugins are not supported by Gatehouse",
-	"plugin_authz": "Go plugins are not supported by Gatehouse",
-	"casbin_authz": "casbin is not supported by Gatehouse",
+	"plugin_authn": goPlugins + "; run the authenticator as a program with ext_auth instead (docs/ext.md)",
+	"plugin_authz": goPlugins + "; run the authorizer as a program with ext_authz instead (docs/ext.md)",
 }
+
+// goPlugins says why plugin_authn and plugin_authz cannot work.
+const goPlugins = "Go plugins cannot be loaded by Gatehouse: a plugin only loads into a server built " +
+	"with the very same Go toolchain and dependency versions, and Gatehouse ships as a static " +
+	"binary (a FROM-scratch image) that cannot load shared objects at all"
 
 // File returns the path the configuration was read from.
 func (c *Config) File() string { return c.file }

@@ -92,7 +92,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "unsupported docker_auth sections",
 			yml:  base + "google_auth:\n  domain: example.com\nplugin_authn:\n  plugin_path: /x.so\n",
-			want: []string{"17|google_auth|not supported", "19|plugin_authn|not supported"},
+			want: []string{"17|google_auth|not supported", "19|plugin_authn|cannot be loaded"},
 		},
 		{
 			name: "rule without actions and rule without match",

@@ -80,9 +80,14 @@ func (c *Config) validate() error {
 	} else if c.has("ext_authz") {
 		add(errors.New("section is empty: give command, or remove it"), "ext_authz")
 	}
-	// With acl_mongo or ext_authz the static acl is optional: the rules may
-	// all be elsewhere.
-	if !c.has("acl") && c.ACLMongo == nil && c.ExtAuthz == nil {
+	if c.Casbin != nil {
+		add(c.Casbin.Validate(), "casbin_authz")
+	} else if c.has("casbin_authz") {
+		add(errors.New("section is empty: give model_path and policy_path, or remove it"), "casbin_authz")
+	}
+	// With acl_mongo, ext_authz or casbin_authz the static acl is optional:
+	// the rules may all be elsewhere.
+	if !c.has("acl") && c.ACLMongo == nil && c.ExtAuthz == nil && c.Casbin == nil {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
 	} else {
 		add(c.nullMatches())

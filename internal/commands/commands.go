@@ -142,10 +142,13 @@ func Check(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s: %s (%s)\n", d.Scope, granted, why)
 			continue
 		}
-		if d.ACL != "" {
-			fmt.Fprintf(stdout, "%s: %s (%s seq %d", d.Scope, granted, d.ACL, d.Rule)
-		} else {
+		switch d.ACL {
+		case "":
 			fmt.Fprintf(stdout, "%s: %s (rule %d", d.Scope, granted, d.Rule)
+		case "casbin_authz": // casbin has no rule numbers
+			fmt.Fprintf(stdout, "%s: %s (casbin_authz", d.Scope, granted)
+		default:
+			fmt.Fprintf(stdout, "%s: %s (%s seq %d", d.Scope, granted, d.ACL, d.Rule)
 		}
 		if d.Comment != "" {
 			fmt.Fprintf(stdout, " %q", d.Comment)
