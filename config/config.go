@@ -35,8 +35,10 @@ type Config struct {
 	Htpasswd *authn.HtpasswdConfig `yaml:"htpasswd_auth"`
 	LDAP     *authn.LDAPConfig     `yaml:"ldap_auth"`
 	Mongo    *authn.MongoConfig    `yaml:"mongo_auth"`
+	Xorm     *authn.XormConfig     `yaml:"xorm_auth"`
 	ACL      []acl.Rule            `yaml:"acl"`
 	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
+	ACLXorm  *acl.XormConfig       `yaml:"acl_xorm"`
 	Log      Log                   `yaml:"log"`
 	Cache    Cache                 `yaml:"cache"`
 	Limits   Limits                `yaml:"limits"`
@@ -117,10 +119,8 @@ type unsupportedSections struct {
 	GithubAuth  yaml.Node `yaml:"github_auth"`
 	OIDCAuth    yaml.Node `yaml:"oidc_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
-	XormAuth    yaml.Node `yaml:"xorm_auth"`
 	ExtAuth     yaml.Node `yaml:"ext_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
-	ACLXorm     yaml.Node `yaml:"acl_xorm"`
 	ExtAuthz    yaml.Node `yaml:"ext_authz"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
 	CasbinAuthz yaml.Node `yaml:"casbin_authz"`
@@ -132,8 +132,6 @@ var unsupportedReason = map[string]string{
 	"github_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"oidc_auth":    "browser sign-in flows are not supported by Gatehouse",
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"xorm_auth":    "SQL user stores are not supported by Gatehouse",
-	"acl_xorm":     "SQL ACL stores are not supported by Gatehouse",
 	"ext_auth":     "external programs are not supported by Gatehouse",
 	"ext_authz":    "external programs are not supported by Gatehouse",
 	"plugin_authn": "Go plugins are not supported by Gatehouse",

@@ -61,8 +61,13 @@ func (c *Config) validate() error {
 	} else if c.has("mongo_auth") {
 		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "mongo_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ldap_auth or mongo_auth"), "users")
+	if c.Xorm != nil {
+		add(c.Xorm.Validate(), "xorm_auth")
+	} else if c.has("xorm_auth") {
+		add(errors.New("section is empty: give database_type and conn_string, or remove it"), "xorm_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.Xorm == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ldap_auth, mongo_auth or xorm_auth"), "users")
 	}
 
 	if c.ACLMongo != nil {
@@ -70,9 +75,14 @@ func (c *Config) validate() error {
 	} else if c.has("acl_mongo") {
 		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "acl_mongo")
 	}
-	// With acl_mongo the static acl is optional: the rules may all be in
-	// MongoDB.
-	if !c.has("acl") && c.ACLMongo == nil {
+	if c.ACLXorm != nil {
+		add(c.ACLXorm.Validate(), "acl_xorm")
+	} else if c.has("acl_xorm") {
+		add(errors.New("section is empty: give database_type and conn_string, or remove it"), "acl_xorm")
+	}
+	// With acl_mongo or acl_xorm the static acl is optional: the rules may
+	// all be in the database.
+	if !c.has("acl") && c.ACLMongo == nil && c.ACLXorm == nil {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
 	} else {
 		add(c.nullMatches())
