@@ -9,29 +9,20 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
-
-// mongoDoc is one acl_mongo document, checked and decoded.
-type mongoDoc struct {
-	seq  int64
-	name string // "seq 20 (_id …)" for messages
-	rule Rule
-}
 
 // Fields an acl_mongo document and its match may have. Anything else is an
 // error: a misspelt match key would otherwise be ignored and widen the rule
 // to every request.
 var (
-	mongoDocFields   = []string{"_id", "seq", "match", "actions", "comment"}
+	ruleDocFields    = []string{"_id", "seq", "match", "actions", "comment"}
 	mongoMatchFields = []string{"account", "type", "name", "service", "ip", "labels"}
 )
 
 // parseMongoDocs checks and decodes the documents and returns them sorted by
 // seq. Every problem is reported, each naming its document.
-func parseMongoDocs(raws []bson.Raw) ([]mongoDoc, error) {
-	docs := make([]mongoDoc, 0, len(raws))
+func parseMongoDocs(raws [][]byte) ([]ruleDoc, error) {
+	docs := make([]ruleDoc, 0, len(raws))
 	var errs []error
 	for i, raw := range raws {
 		d, err := parseMongoDoc(raw)
@@ -45,20 +36,7 @@ func parseMongoDocs(raws []bson.Raw) ([]mongoDoc, error) {
 		}
 		docs = append(docs, d)
 	}
-	slices.SortStableFunc(docs, func(a, b mongoDoc) int {
-		switch {
-		case a.seq < b.seq:
-			return -1
-		case a.seq > b.seq:
-			return 1
-		}
-		return 0
-	})
-	for i := 1; i < len(docs); i++ {
-		if docs[i].seq == docs[i-1].seq {
-			errs = append(errs, fmt.Errorf("mongo: acl documents %s and %s: seq must be unique, or their order is undefined", docs[i-1].name, docs[i].name))
-		}
-	}
+	errs = append(errs, sortDocs(docs, "mongo: acl documents")...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -67,8 +45,8 @@ func parseMongoDocs(raws []bson.Raw) ([]mongoDoc, error) {
 
 // parseMongoDoc checks one document. The returned name is set as soon as
 // the document's identity is known, also on error.
-func parseMongoDoc(raw bson.Raw) (mongoDoc, error) {
-	var d mongoDoc
+func parseMongoDoc(raw bson.Raw) (ruleDoc, error) {
+	var d ruleDoc
 	id := raw.Lookup("_id")
 	idText := "without _id"
 	if id.Type != 0 {
@@ -86,7 +64,7 @@ func parseMongoDoc(raw bson.Raw) (mongoDoc, error) {
 	d.seq = seq
 	d.name = fmt.Sprintf("seq %d (%s)", seq, idText)
 
-	if err := checkFields(raw, mongoDocFields, ""); err != nil {
+	if err := checkFields(raw, ruleDocFields, ""); err != nil {
 		return d, err
 	}
 	if m := raw.Lookup("match"); m.Type == bson.TypeEmbeddedDocument {
@@ -142,33 +120,4 @@ func integral(v bson.RawValue) (int64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// compileMongoDocs compiles the documents' rules in seq order. Compile's
-// errors, placed at list indexes, are rewritten to name the documents.
-func compileMongoDocs(docs []mongoDoc, opts ...Option) (*ACL, error) {
-	rules := make([]Rule, len(docs))
-	for i := range docs {
-		rules[i] = docs[i].rule
-	}
-	a, err := Compile(rules, opts...)
-	if err == nil {
-		return a, nil
-	}
-	var errs []error
-	for _, e := range cfgerr.Flatten(err) {
-		var ce *cfgerr.Error
-		if errors.As(e, &ce) && len(ce.Path) > 0 {
-			if i, convErr := strconv.Atoi(ce.Path[0]); convErr == nil && i >= 0 && i < len(docs) {
-				msg := ce.Err.Error()
-				if len(ce.Path) > 1 {
-					msg = cfgerr.Key(ce.Path[1:]) + ": " + msg
-				}
-				errs = append(errs, fmt.Errorf("mongo: acl document %s: %s", docs[i].name, msg))
-				continue
-			}
-		}
-		errs = append(errs, fmt.Errorf("mongo: acl: %w", e))
-	}
-	return nil, errors.Join(errs...)
 }

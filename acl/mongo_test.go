@@ -290,7 +290,7 @@ func TestMongoLoadedLater(t *testing.T) {
 	}
 	srv := mongotest.StartAt(t, addr)
 	insert(t, aclColl(t, srv), aclDoc(1, bson.D{}, bson.A{"pull"}, "all pull"))
-	clock.Advance(t, mongoRetry) // not cache_ttl: retries are sooner
+	clock.Advance(t, loadRetry) // not cache_ttl: retries are sooner
 	deadline := time.Now().Add(10 * time.Second)
 	for m.Len() == 0 {
 		if time.Now().After(deadline) {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/gatehouse/gatehouse/acl"
 	"github.com/gatehouse/gatehouse/authn"
@@ -49,6 +50,12 @@ var authenticators = []authenticatorFactory{
 		}
 		return authn.NewMongo(*cfg.Mongo, authn.WithMongoLogger(logger))
 	}},
+	{"xorm_auth", func(cfg *config.Config, _ *slog.Logger) (authn.Authenticator, error) {
+		if cfg.Xorm == nil {
+			return nil, nil
+		}
+		return authn.NewXorm(*cfg.Xorm)
+	}},
 }
 
 // authorizerFactory builds the authorizer of one configuration section; it
@@ -78,7 +85,21 @@ var authorizers = []authorizerFactory{
 		if err != nil {
 			return nil, err
 		}
-		return mongoACL{m}, nil
+		return mongoACL{seqACL{m}}, nil
+	}},
+	{"acl_xorm", func(cfg *config.Config, logger *slog.Logger, previous *state) (authorizer, error) {
+		if cfg.ACLXorm == nil {
+			return nil, nil
+		}
+		opts := []acl.XormOption{acl.WithXormLogger(logger)}
+		if previous != nil {
+			opts = append(opts, acl.WithPreviousXorm(previous.xormACL()))
+		}
+		x, err := acl.NewXorm(*cfg.ACLXorm, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return xormACL{seqACL{x}}, nil
 	}},
 	{"ext_authz", func(cfg *config.Config, logger *slog.Logger, _ *state) (authorizer, error) {
 		if cfg.ExtAuthz == nil {
@@ -116,25 +137,48 @@ type authorizer interface {
 	Close() error
 }
 
-// mongoACL is the `acl_mongo:` section; a decision's Rule is the deciding
-// document's seq.
-type mongoACL struct{ m *acl.Mongo }
+// seqDecider is an ACL loaded from a database (acl_mongo, acl_xorm):
+// decisions carry the deciding rule's seq.
+type seqDecider interface {
+	Decide(r *acl.Request) (acl.SeqDecision, error)
+	LoadedAt() time.Time
+	LoadFailures() uint64
+	Close() error
+}
 
-func (m mongoACL) source() string { return "acl_mongo" }
-func (m mongoACL) Close() error   { return m.m.Close() }
-func (m mongoACL) notReady() string {
-	if m.m.LoadedAt().IsZero() {
+// seqACL adapts a seqDecider; a decision's Rule is the deciding rule's seq.
+type seqACL struct{ d seqDecider }
+
+func (s seqACL) Close() error { return s.d.Close() }
+func (s seqACL) notReady() string {
+	if s.d.LoadedAt().IsZero() {
 		return "rules not loaded yet"
 	}
 	return ""
 }
-func (m mongoACL) decide(r *acl.Request) (acl.Decision, error) {
-	md, err := m.m.Decide(r)
-	d := md.Decision
+func (s seqACL) decide(r *acl.Request) (acl.Decision, error) {
+	sd, err := s.d.Decide(r)
+	d := sd.Decision
 	if err == nil && d.Matched {
-		d.Rule = int(md.Seq)
+		d.Rule = int(sd.Seq)
 	}
 	return d, err
 }
 
-var _ authorizer = mongoACL{}
+// loadFailures counts the failed loads, for gatehouse_acl_load_failures_total.
+func (s seqACL) loadFailures() uint64 { return s.d.LoadFailures() }
+
+// mongoACL is the `acl_mongo:` section.
+type mongoACL struct{ seqACL }
+
+func (mongoACL) source() string { return "acl_mongo" }
+
+// xormACL is the `acl_xorm:` section.
+type xormACL struct{ seqACL }
+
+func (xormACL) source() string { return "acl_xorm" }
+
+var (
+	_ authorizer = mongoACL{}
+	_ authorizer = xormACL{}
+)

@@ -54,7 +54,7 @@ type state struct {
 	chain  *chain
 	acl    *acl.ACL
 	// authorizers decide, in order, the scopes acl does not match (authz.go
-	// decide): acl_mongo.
+	// decide): acl_mongo, acl_xorm.
 	authorizers []authorizer
 	signer      *token.Signer
 	refresh     *token.Refresher // nil when OAuth2 is off
@@ -105,6 +105,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		}
 		return 0, 0
 	})
+	s.metrics.registry.MustRegister(aclCollector{s})
 	s.throttle = newThrottle(s.now)
 	st, err := s.build(cfg)
 	if err != nil {
@@ -250,7 +251,17 @@ func (st *state) close() {
 func (st *state) mongoACL() *acl.Mongo {
 	for _, a := range st.authorizers {
 		if m, ok := a.(mongoACL); ok {
-			return m.m
+			return m.d.(*acl.Mongo)
+		}
+	}
+	return nil
+}
+
+// xormACL returns the state's acl_xorm, or nil.
+func (st *state) xormACL() *acl.Xorm {
+	for _, a := range st.authorizers {
+		if x, ok := a.(xormACL); ok {
+			return x.d.(*acl.Xorm)
 		}
 	}
 	return nil

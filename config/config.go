@@ -36,8 +36,10 @@ type Config struct {
 	Htpasswd *authn.HtpasswdConfig `yaml:"htpasswd_auth"`
 	LDAP     *authn.LDAPConfig     `yaml:"ldap_auth"`
 	Mongo    *authn.MongoConfig    `yaml:"mongo_auth"`
+	Xorm     *authn.XormConfig     `yaml:"xorm_auth"`
 	ACL      []acl.Rule            `yaml:"acl"`
 	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
+	ACLXorm  *acl.XormConfig       `yaml:"acl_xorm"`
 	ExtAuthz *acl.ExtConfig        `yaml:"ext_authz"`
 	Casbin   *acl.CasbinConfig     `yaml:"casbin_authz"`
 	Log      Log                   `yaml:"log"`
@@ -120,9 +122,7 @@ type unsupportedSections struct {
 	GithubAuth  yaml.Node `yaml:"github_auth"`
 	OIDCAuth    yaml.Node `yaml:"oidc_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
-	XormAuth    yaml.Node `yaml:"xorm_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
-	ACLXorm     yaml.Node `yaml:"acl_xorm"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
 }
 
@@ -132,8 +132,6 @@ var unsupportedReason = map[string]string{
 	"github_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"oidc_auth":    "browser sign-in flows are not supported by Gatehouse",
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"xorm_auth":    "SQL user stores are not supported by Gatehouse",
-	"acl_xorm":     "SQL ACL stores are not supported by Gatehouse",
 	"plugin_authn": goPlugins + "; run the authenticator as a program with ext_auth instead (docs/ext.md)",
 	"plugin_authz": goPlugins + "; run the authorizer as a program with ext_authz instead (docs/ext.md)",
 }

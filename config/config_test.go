@@ -95,6 +95,13 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"17|google_auth|not supported", "19|plugin_authn|cannot be loaded"},
 		},
 		{
+			name: "xorm sections",
+			yml: base + "xorm_auth:\n  database_type: oracle\n  conn_strng: x\n" +
+				"acl_xorm:\n  database_type: mysql\n  conn_string: \"db:3306\"\n  cache_ttl: -1m\n",
+			want: []string{"17|xorm_auth.conn_string|required", "18|xorm_auth.database_type|mysql, postgres or sqlite3",
+				"19|xorm_auth.conn_strng|unknown key", "22|acl_xorm.conn_string|DSN", "23|acl_xorm.cache_ttl|positive"},
+		},
+		{
 			name: "rule without actions and rule without match",
 			yml:  base + "  - match: {account: bob}\n  - actions: [pull]\n",
 			want: []string{"17|acl[2].actions|required", "18|acl[3].match|required"},

@@ -66,14 +66,24 @@ func (c *Config) validate() error {
 	} else if c.has("ext_auth") {
 		add(errors.New("section is empty: give command, or remove it"), "ext_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ldap_auth, mongo_auth or ext_auth"), "users")
+	if c.Xorm != nil {
+		add(c.Xorm.Validate(), "xorm_auth")
+	} else if c.has("xorm_auth") {
+		add(errors.New("section is empty: give database_type and conn_string, or remove it"), "xorm_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth or xorm_auth"), "users")
 	}
 
 	if c.ACLMongo != nil {
 		add(c.ACLMongo.Validate(), "acl_mongo")
 	} else if c.has("acl_mongo") {
 		add(errors.New("section is empty: give dial_info (or uri) and collection, or remove it"), "acl_mongo")
+	}
+	if c.ACLXorm != nil {
+		add(c.ACLXorm.Validate(), "acl_xorm")
+	} else if c.has("acl_xorm") {
+		add(errors.New("section is empty: give database_type and conn_string, or remove it"), "acl_xorm")
 	}
 	if c.ExtAuthz != nil {
 		add(c.ExtAuthz.Validate(), "ext_authz")
@@ -85,9 +95,9 @@ func (c *Config) validate() error {
 	} else if c.has("casbin_authz") {
 		add(errors.New("section is empty: give model_path and policy_path, or remove it"), "casbin_authz")
 	}
-	// With acl_mongo, ext_authz or casbin_authz the static acl is optional:
-	// the rules may all be elsewhere.
-	if !c.has("acl") && c.ACLMongo == nil && c.ExtAuthz == nil && c.Casbin == nil {
+	// With acl_mongo, acl_xorm, ext_authz or casbin_authz the static acl is
+	// optional: the rules may all be elsewhere.
+	if !c.has("acl") && c.ACLMongo == nil && c.ACLXorm == nil && c.ExtAuthz == nil && c.Casbin == nil {
 		add(errors.New("section is required: without it every request would be denied; write `acl: []` if that is what you want"), "acl")
 	} else {
 		add(c.nullMatches())

@@ -26,6 +26,11 @@ command -v go >/dev/null || { echo "go is required (1.26 or later)" >&2; exit 1;
 # with DEBIAN_FRONTEND=noninteractive the packaged service is not started).
 apt_install slapd ldap-utils
 
+# PostgreSQL and MariaDB for the xorm_auth and acl_xorm tests
+# (internal/sqltest starts its own servers in temporary directories, on free
+# ports; a packaged service that starts does not disturb them).
+apt_install postgresql mariadb-server
+
 # skopeo (containers/image) for the interop matrix in e2e/registryv2 and
 # e2e/registryv3; the docker CLI it also runs comes with the machine.
 apt_install skopeo
