@@ -26,6 +26,11 @@ command -v go >/dev/null || { echo "go is required (1.26 or later)" >&2; exit 1;
 # with DEBIAN_FRONTEND=noninteractive the packaged service is not started).
 apt_install slapd ldap-utils
 
+# Redis for the shared throttle store (internal/redistest starts its own
+# redis-server on a free port; bookworm packages no Valkey, which speaks the
+# same protocol).
+apt_install redis-server
+
 # skopeo (containers/image) for the interop matrix in e2e/registryv2 and
 # e2e/registryv3; the docker CLI it also runs comes with the machine.
 apt_install skopeo
