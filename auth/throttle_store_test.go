@@ -159,3 +159,34 @@ func waitStore(t *testing.T, servers []*Server) {
 		}
 	}
 }
+
+// A cached success asks the store nothing unless this replica knows of
+// failures of the pair to clear: with the store down, such logins count
+// no fallback.
+func TestCachedLoginSkipsStore(t *testing.T) {
+	redis := redistest.Start(t)
+	s := replicas(t, 1, ", store: {type: redis, addrs: ["+strconv.Quote(redis.Addr)+"]}", time.Now)[0]
+	const ip = "198.51.100.9"
+	login := func(step, repo, pass string, want int) {
+		t.Helper()
+		if r := getAt(s, ip, "service=registry&scope=repository:"+repo+":pull", "alice", pass); r.status != want {
+			t.Fatalf("%s: status %d, want %d: %s", step, r.status, want, r.raw)
+		}
+	}
+	fallbacks := func() string { return metric(t, s, "gatehouse_throttle_store_fallbacks_total") }
+	login("first login: checked, the store asked", "alice/a", "alicepw", 200)
+	redis.Stop()
+	login("grant cache", "alice/a", "alicepw", 200)
+	login("credential cache", "alice/b", "alicepw", 200)
+	if got := fallbacks(); got != "0" {
+		t.Fatalf("cached successes asked the store: %s fallbacks", got)
+	}
+	redis.Restart()
+	waitStore(t, []*Server{s})
+	login("a failure, counted in the store", "alice/c", "x", 401)
+	redis.Stop()
+	login("a cached success with a failure to clear", "alice/d", "alicepw", 200)
+	if got := fallbacks(); got != "1" {
+		t.Fatalf("the success with a failure to clear: %s fallbacks, want 1 (the store asked once)", got)
+	}
+}
