@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/redistest"
 )
 
 // Benchmarks of the token endpoint's hot path. docs/performance.md has the
@@ -190,5 +191,40 @@ func BenchmarkServeHTTPParallel(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkThrottleStore is a cached login with throttle.store off and on
+// (a redis-server from internal/redistest): a cached success must not
+// touch the store, so the two stay within noise (docs/performance.md).
+func BenchmarkThrottleStore(b *testing.B) {
+	redis := redistest.Start(b)
+	for _, path := range []string{"cached", "credential-cache"} {
+		for _, store := range []string{"off", "on"} {
+			b.Run(path+"/store-"+store, func(b *testing.B) {
+				section := ""
+				if store == "on" {
+					section = fmt.Sprintf("throttle: {store: {type: redis, addrs: [%q]}}", redis.Addr)
+				}
+				s := benchHandlerServer(b, section)
+				if path == "credential-cache" {
+					s.state.Load().grants = nil
+				}
+				r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope=repository:alice/app:pull,push", nil)
+				r.RemoteAddr = "127.0.0.1:40000"
+				r.SetBasicAuth("alice", "alicepw")
+				w := &benchWriter{h: http.Header{}}
+				s.ServeHTTP(w, r)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					w.status = 0
+					s.ServeHTTP(w, r)
+				}
+				if w.status != http.StatusOK {
+					b.Fatalf("status %d", w.status)
+				}
+			})
+		}
 	}
 }

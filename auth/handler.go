@@ -110,10 +110,15 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 			failing[a.source()] = why
 		}
 	}
+	body := map[string]any{"ready": len(failing) == 0, "failing": failing}
+	if why := s.throttle.storeStatus(ctx); why != "" {
+		// Not a failure: the replica still throttles, with its own counts.
+		body["degraded"] = map[string]string{"throttle_store": why}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if len(failing) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(failing) == 0, "failing": failing})
+	_ = json.NewEncoder(w).Encode(body)
 }

@@ -107,9 +107,15 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	})
 	s.metrics.registry.MustRegister(aclCollector{s})
 	s.throttle = newThrottle(s.now)
+	s.throttle.logger = s.logger
+	s.throttle.storeMetrics = newStoreMetrics(s.metrics.registry)
 	st, err := s.build(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.throttle.useStore(cfg.Throttle.Store); err != nil {
+		st.close()
+		return nil, cfg.Annotate(cfgerr.At(err, "throttle", "store"))
 	}
 	s.throttle.configure(cfg.Throttle)
 	s.state.Store(st)
@@ -130,6 +136,11 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("failure").Inc()
 		return err
+	}
+	if err := s.throttle.useStore(cfg.Throttle.Store); err != nil {
+		st.close()
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+		return cfg.Annotate(cfgerr.At(err, "throttle", "store"))
 	}
 	s.throttle.configure(cfg.Throttle)
 	old := s.state.Swap(st)
@@ -281,6 +292,7 @@ func (s *Server) Close() error {
 	if st := s.state.Swap(nil); st != nil {
 		st.close()
 	}
+	s.throttle.closeStore()
 	return nil
 }
 

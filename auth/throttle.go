@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -16,8 +18,10 @@ import (
 // After a limit of failures, a key is blocked for a delay that doubles with
 // every further failure, up to a maximum; attempts from a blocked key are
 // refused with 429 before any password is checked. A success clears the
-// (account, client) count. Counts are in memory: each replica keeps its
-// own.
+// (account, client) count. Counts are in memory, each replica its own,
+// unless throttle.store names a shared store (throttle_store.go): then the
+// failures are counted there, for every replica, and the memory holds the
+// reservations and what was counted while the store did not answer.
 //
 // A client is an IPv4 address, or an IPv6 prefix (/64 unless configured:
 // one host usually has a whole /64 to pick addresses from); an account is
@@ -40,6 +44,10 @@ type throttle struct {
 	pairs    map[pairKey]*failures
 	ips      map[netip.Addr]*failures
 	disabled bool
+	store    *throttleStore // nil: counts in memory only
+
+	logger       *slog.Logger
+	storeMetrics *storeMetrics // set by the Server; nil in tests without a store
 
 	// Read without mu on every request: the latest end of any block
 	// (UnixNano), the reservations in flight (with none, a request after
@@ -59,7 +67,69 @@ type throttleSettings struct {
 }
 
 func newThrottle(now func() time.Time) *throttle {
-	return &throttle{now: now, pairs: map[pairKey]*failures{}, ips: map[netip.Addr]*failures{}}
+	return &throttle{now: now, pairs: map[pairKey]*failures{}, ips: map[netip.Addr]*failures{}, logger: slog.New(slog.DiscardHandler)}
+}
+
+// useStore builds or keeps the shared store of c (nil: none), before
+// configure applies the rest of the section; the store it replaces is
+// closed once the requests using it are done.
+func (t *throttle) useStore(c *config.ThrottleStore) error {
+	t.mu.Lock()
+	prev := t.store
+	t.mu.Unlock()
+	var next *throttleStore
+	if c != nil {
+		var err error
+		if next, err = newThrottleStore(c, prev, t.logger, t.storeMetrics); err != nil {
+			return err
+		}
+	}
+	if next == prev {
+		return nil
+	}
+	t.mu.Lock()
+	t.store = next
+	t.mu.Unlock()
+	if next == nil {
+		t.storeMetrics.up.Store(-1)
+	}
+	if prev != nil {
+		time.AfterFunc(RequestTimeout, prev.close)
+	}
+	return nil
+}
+
+// closeStore closes the shared store's client (Server.Close).
+func (t *throttle) closeStore() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.store.close()
+	t.store = nil
+}
+
+// storeStatus is the shared store's readiness detail: "" when there is
+// none or it answers.
+func (t *throttle) storeStatus(ctx context.Context) string {
+	t.mu.Lock()
+	st := t.store
+	t.mu.Unlock()
+	if st == nil {
+		return ""
+	}
+	return st.status(ctx)
+}
+
+// view returns, under mu, what a request's way through the shared store
+// needs: its keys, the settings and the store (nil when there is none or
+// the throttle is off).
+func (t *throttle) view(account string, ip netip.Addr) (netip.Addr, pairKey, throttleSettings, *throttleStore) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ipk, pk := t.keys(account, ip)
+	if t.disabled {
+		return ipk, pk, t.set, nil
+	}
+	return ipk, pk, t.set, t.store
 }
 
 // configure applies a configuration's throttle section.
@@ -93,25 +163,39 @@ func (t *throttle) admit(account string, ip netip.Addr) time.Duration {
 		return 0
 	}
 	ipk, pk := t.keys(account, ip)
-	return t.refusal(now, ipk, pk, account != "")
+	return t.refusal(now, ipk, pk, account != "", nil)
 }
 
 // reserve counts a password check of account from ip as a failure in
 // flight, unless the keys refuse another attempt: then wait is how long.
 // ok reports whether a reservation was taken, to be ended by settle; it is
 // false with wait 0 when the throttle is off.
+//
+// With a shared store, the store's records of both keys are read first
+// (one round trip, bounded by its timeout) and count with this replica's
+// reservations and records.
 func (t *throttle) reserve(account string, ip netip.Addr) (wait time.Duration, ok bool) {
 	now := t.now()
+	withAccount := account != ""
+	var shared *[2]sharedRecord
+	if ipk, pk, _, st := t.view(account, ip); st != nil {
+		if recs, ok := st.peek(storeKeys(ipk, pk, withAccount)); ok {
+			shared = &recs
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.disabled {
 		return 0, false
 	}
 	ipk, pk := t.keys(account, ip)
-	if wait := t.refusal(now, ipk, pk, account != ""); wait > 0 {
+	if wait := t.refusal(now, ipk, pk, withAccount, shared); wait > 0 {
 		return wait, false
 	}
-	ipf, pf := t.recordsFor(now, ipk, pk, account != "")
+	ipf, pf := t.recordsFor(now, ipk, pk, withAccount)
+	if pf != nil && shared != nil && shared[1].current(now, t.set.window) > 0 {
+		pf.markShared(now) // a later cached success clears it in the store
+	}
 	ipf.inflight++
 	if pf != nil {
 		pf.inflight++
@@ -129,12 +213,16 @@ const (
 	verdictFailure                // the reservation becomes a failure
 )
 
-// settle ends a reservation taken by reserve.
+// settle ends a reservation taken by reserve. With a shared store, a
+// failure is counted there (before the reservation ends, so no other check
+// finds neither) and only in memory when the store does not answer; a
+// success clears the pair there too.
 func (t *throttle) settle(account string, ip netip.Addr, v verdict) {
+	now := t.now()
+	inStore := t.share(account, ip, v, now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pending.Add(-1)
-	now := t.now()
 	ipk, pk := t.keys(account, ip)
 	ipf, pf := t.ips[ipk], t.pairs[pk]
 	for _, f := range []*failures{ipf, pf} {
@@ -143,6 +231,9 @@ func (t *throttle) settle(account string, ip netip.Addr, v verdict) {
 		}
 	}
 	switch {
+	case v == verdictFailure && inStore && pf != nil:
+		pf.markShared(now)
+	case v == verdictFailure && inStore:
 	case v == verdictFailure && !t.disabled:
 		if ipf != nil {
 			t.record(ipf, t.set.ipLimit, now)
@@ -151,7 +242,7 @@ func (t *throttle) settle(account string, ip netip.Addr, v verdict) {
 			t.record(pf, t.set.pairLimit, now)
 		}
 	case v == verdictSuccess && pf != nil:
-		pf.count, pf.until = 0, time.Time{}
+		pf.count, pf.until, pf.shared = 0, time.Time{}, false
 	}
 	if ipf.empty() {
 		delete(t.ips, ipk)
@@ -165,40 +256,79 @@ func (t *throttle) settle(account string, ip netip.Addr, v verdict) {
 // fail records a failed login that held no reservation. account may be
 // "" (a bad refresh token): then only the client counts.
 func (t *throttle) fail(account string, ip netip.Addr) {
+	now := t.now()
+	inStore := t.share(account, ip, verdictFailure, now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.disabled {
 		return
 	}
-	now := t.now()
 	ipk, pk := t.keys(account, ip)
 	ipf, pf := t.recordsFor(now, ipk, pk, account != "")
-	t.record(ipf, t.set.ipLimit, now)
-	if pf != nil {
-		t.record(pf, t.set.pairLimit, now)
+	switch {
+	case inStore && pf != nil:
+		pf.markShared(now)
+	case inStore:
+	default:
+		t.record(ipf, t.set.ipLimit, now)
+		if pf != nil {
+			t.record(pf, t.set.pairLimit, now)
+		}
+	}
+	if ipf.empty() {
+		delete(t.ips, ipk) // counted in the store only
 	}
 	t.records.Store(int64(len(t.pairs) + len(t.ips)))
 }
 
 // succeed clears the (account, client) record after a successful login
-// that held no reservation.
+// that held no reservation (a cached success). Like the in-memory record,
+// the shared one is cleared only when this replica knows of failures
+// there: a cached success costs no round trip to the store otherwise.
 func (t *throttle) succeed(account string, ip netip.Addr) {
 	if t.records.Load() == 0 {
 		return
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if len(t.pairs) == 0 {
+		t.mu.Unlock()
 		return
 	}
 	_, pk := t.keys(account, ip)
+	var st *throttleStore
 	if f := t.pairs[pk]; f != nil {
-		f.count, f.until = 0, time.Time{}
+		if f.shared {
+			st = t.store
+		}
+		f.count, f.until, f.shared = 0, time.Time{}, false
 		if f.empty() {
 			delete(t.pairs, pk)
 		}
 	}
 	t.records.Store(int64(len(t.pairs) + len(t.ips)))
+	t.mu.Unlock()
+	if st != nil {
+		st.clear(pk)
+	}
+}
+
+// share counts a failure in the shared store, or clears the pair there
+// after a success; true when the store took a failure.
+func (t *throttle) share(account string, ip netip.Addr, v verdict, now time.Time) bool {
+	if v == verdictNone {
+		return false
+	}
+	ipk, pk, set, st := t.view(account, ip)
+	switch {
+	case st == nil:
+		return false
+	case v == verdictSuccess:
+		if account != "" {
+			st.clear(pk)
+		}
+		return false
+	}
+	return st.fail(now, set, storeKeys(ipk, pk, account != ""))
 }
 
 // attempt is one request's way through the throttle: the keys it counts

@@ -22,6 +22,15 @@ type failures struct {
 	last     time.Time // the latest failure
 	until    time.Time // blocked until then
 	inflight int       // reservations: password checks under way
+	shared   bool      // the shared store holds failures of this key (pairs only)
+}
+
+// markShared notes that the store holds failures of f, seen at now.
+func (f *failures) markShared(now time.Time) {
+	f.shared = true
+	if f.count == 0 {
+		f.last = now // kept until the window has passed (evict)
+	}
 }
 
 // current returns the failures that still count at now: none once window
@@ -35,7 +44,7 @@ func (f *failures) current(now time.Time, window time.Duration) int {
 
 // empty reports whether f holds nothing worth keeping (or is nil).
 func (f *failures) empty() bool {
-	return f == nil || (f.count == 0 && f.inflight == 0 && f.until.IsZero())
+	return f == nil || (f.count == 0 && f.inflight == 0 && f.until.IsZero() && !f.shared)
 }
 
 // keys returns the client key and the (account, client) key of a request.
@@ -80,25 +89,37 @@ func leastFold(r rune) rune {
 }
 
 // refusal returns how long the keys refuse another attempt: the longer of
-// their waits (the pair's only when there is an account).
-func (t *throttle) refusal(now time.Time, ipk netip.Addr, pk pairKey, withAccount bool) time.Duration {
-	wait := t.wait(t.ips[ipk], t.set.ipLimit, now)
+// their waits (the pair's only when there is an account). shared, when
+// not nil, are the store's records of the client and the pair.
+func (t *throttle) refusal(now time.Time, ipk netip.Addr, pk pairKey, withAccount bool, shared *[2]sharedRecord) time.Duration {
+	var sh [2]sharedRecord
+	if shared != nil {
+		sh = *shared
+	}
+	wait := t.wait(t.ips[ipk], sh[0], t.set.ipLimit, now)
 	if withAccount {
-		wait = max(wait, t.wait(t.pairs[pk], t.set.pairLimit, now))
+		wait = max(wait, t.wait(t.pairs[pk], sh[1], t.set.pairLimit, now))
 	}
 	return wait
 }
 
-// wait returns how long f refuses another attempt: until its block ends,
-// or, while its failures and the checks in flight reach limit, the first
-// delay. Past the limit and after the block, one check at a time may go.
-func (t *throttle) wait(f *failures, limit int, now time.Time) time.Duration {
+// wait returns how long a key refuses another attempt: until its block
+// (f's or the store's s) ends, or, while its failures (both counts) and
+// this replica's checks in flight reach limit, the first delay. Past the
+// limit and after the block, one check at a time may go.
+func (t *throttle) wait(f *failures, s sharedRecord, limit int, now time.Time) time.Duration {
+	until, count, inflight := s.until, s.current(now, t.set.window), 0
+	if f != nil {
+		if f.until.After(until) {
+			until = f.until
+		}
+		count += f.current(now, t.set.window)
+		inflight = f.inflight
+	}
 	switch {
-	case f == nil:
-		return 0
-	case now.Before(f.until):
-		return f.until.Sub(now)
-	case f.inflight > 0 && f.current(now, t.set.window)+f.inflight >= limit:
+	case now.Before(until):
+		return until.Sub(now)
+	case inflight > 0 && count+inflight >= limit:
 		return t.set.delay
 	}
 	return 0

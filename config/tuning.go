@@ -184,15 +184,17 @@ func (l *Limits) validate() error {
 //	  max_delay: 15m
 //	  max_tracked: 100000            # bound on the keys remembered
 //	  ipv6_prefix: 64                # IPv6 clients are counted per prefix of this length, 1 to 128
+//	  store: {type: redis, addrs: ["redis:6379"]}  # optional: counts shared by replicas (ThrottleStore)
 type Throttle struct {
-	Enabled           *bool    `yaml:"enabled"`
-	AccountIPFailures int      `yaml:"account_ip_failures"`
-	IPFailures        int      `yaml:"ip_failures"`
-	Window            Duration `yaml:"window"`
-	Delay             Duration `yaml:"delay"`
-	MaxDelay          Duration `yaml:"max_delay"`
-	MaxTracked        int      `yaml:"max_tracked"`
-	IPv6Prefix        *int     `yaml:"ipv6_prefix"`
+	Enabled           *bool          `yaml:"enabled"`
+	AccountIPFailures int            `yaml:"account_ip_failures"`
+	IPFailures        int            `yaml:"ip_failures"`
+	Window            Duration       `yaml:"window"`
+	Delay             Duration       `yaml:"delay"`
+	MaxDelay          Duration       `yaml:"max_delay"`
+	MaxTracked        int            `yaml:"max_tracked"`
+	IPv6Prefix        *int           `yaml:"ipv6_prefix"`
+	Store             *ThrottleStore `yaml:"store"`
 }
 
 // Throttle defaults.
@@ -250,6 +252,9 @@ func (t *Throttle) validate() error {
 	}
 	if t.Delay.Or(DefaultThrottleDelay) > t.MaxDelay.Or(DefaultThrottleMaxDelay) {
 		errs = append(errs, cfgerr.At(errors.New("must not exceed max_delay"), "delay"))
+	}
+	if t.Store != nil {
+		errs = append(errs, cfgerr.At(t.Store.validate(), "store"))
 	}
 	return errors.Join(errs...)
 }

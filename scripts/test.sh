@@ -31,6 +31,11 @@ apt_install slapd ldap-utils
 # ports; a packaged service that starts does not disturb them).
 apt_install postgresql mariadb-server
 
+# Redis for the shared throttle store (internal/redistest starts its own
+# redis-server on a free port; bookworm packages no Valkey, which speaks the
+# same protocol).
+apt_install redis-server
+
 # skopeo (containers/image) for the interop matrix in e2e/registryv2 and
 # e2e/registryv3; the docker CLI it also runs comes with the machine.
 apt_install skopeo
