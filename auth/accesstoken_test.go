@@ -107,6 +107,9 @@ func TestAccessTokenGrantsTheIntersection(t *testing.T) {
 			if got := grants(claimsOf(t, p.body.AccessToken)); got != tc.want {
 				t.Errorf("POST granted %q, want %q", got, tc.want)
 			}
+			if n := countRequests(t, s, OutcomeDenied, GrantAccessToken); n == 0 {
+				t.Error("access-token logins are not counted under grant=access_token")
+			}
 			line := e.lastLine(t, auditMessage)
 			if line["token_id"] != c.ID || line["token_name"] != "ci-alice" || line["grant"] != GrantAccessToken || line["account"] != "alice" {
 				t.Errorf("audit line %v does not name the token", line)
@@ -238,4 +241,28 @@ func TestAccessTokensOff(t *testing.T) {
 	s := e.start("")
 	raw, _ := mint(t, s, "alice", "static", time.Hour, "repository:alice/*:pull")
 	checkTokenRefusal(t, e, get(s, "service=registry", "alice", raw), msgBadCredentials, "wrong password")
+}
+
+// countRequests reads gatehouse_token_requests_total{outcome, grant}.
+func countRequests(t *testing.T, s *Server, outcome, grant string) float64 {
+	t.Helper()
+	mfs, err := s.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gatehouse_token_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["outcome"] == outcome && labels["grant"] == grant {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
