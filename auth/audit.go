@@ -26,7 +26,10 @@ type auditRecord struct {
 	service       string
 	decisions     []Decision // one per requested scope, in request order
 	refreshIssued bool
-	latency       time.Duration
+	// tokenName and tokenID name the access token used (directly or
+	// through a refresh token issued to it); "" otherwise.
+	tokenName, tokenID string
+	latency            time.Duration
 }
 
 // auditMessage is the msg of the audit line.
@@ -35,7 +38,7 @@ const auditMessage = "token issued"
 // attrs are the record's fields for a slog handler, after time, level and
 // msg.
 func (a *auditRecord) attrs() []slog.Attr {
-	return []slog.Attr{
+	attrs := []slog.Attr{
 		slog.String("outcome", a.outcome),
 		slog.String("account", a.account),
 		slog.String("authenticator", a.authenticator),
@@ -45,8 +48,11 @@ func (a *auditRecord) attrs() []slog.Attr {
 		slog.String("service", a.service),
 		slog.Any("decisions", a.decisions),
 		slog.Bool("refresh_token_issued", a.refreshIssued),
-		slog.Duration("latency", a.latency),
 	}
+	if a.tokenID != "" {
+		attrs = append(attrs, slog.String("token_name", a.tokenName), slog.String("token_id", a.tokenID))
+	}
+	return append(attrs, slog.Duration("latency", a.latency))
 }
 
 // appendJSON appends the record as one line, byte for byte what
@@ -97,6 +103,12 @@ func (a *auditRecord) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `],"refresh_token_issued":`...)
 	b = strconv.AppendBool(b, a.refreshIssued)
+	if a.tokenID != "" {
+		b = append(b, `,"token_name":`...)
+		b = jsontext.AppendSlogString(b, a.tokenName)
+		b = append(b, `,"token_id":`...)
+		b = jsontext.AppendSlogString(b, a.tokenID)
+	}
 	b = append(b, `,"latency":`...)
 	b = strconv.AppendInt(b, int64(a.latency), 10)
 	return append(b, "}\n"...)
@@ -105,7 +117,7 @@ func (a *auditRecord) appendJSON(b []byte) []byte {
 // sizeHint is about the length of the record's line unescaped, so that a
 // large one is one allocation rather than a doubling series.
 func (a *auditRecord) sizeHint() int {
-	n := 384 + len(a.account) + len(a.authenticator) + len(a.clientID) + len(a.service)
+	n := 384 + len(a.account) + len(a.authenticator) + len(a.clientID) + len(a.service) + len(a.tokenName) + len(a.tokenID)
 	for i := range a.decisions {
 		d := &a.decisions[i]
 		n += 48 + len(d.Scope) + len(d.Granted) + len(d.Comment) + len(d.ACL)

@@ -66,6 +66,9 @@ func TestAuditJSONMatchesSlog(t *testing.T) {
 		{"refresh token issued, long latency", func(a *auditRecord) {
 			a.refreshIssued, a.grant, a.latency = true, GrantRefresh, 3*time.Second+7
 		}},
+		{"an access token, with escapes in its name", func(a *auditRecord) {
+			a.grant, a.tokenName, a.tokenID = GrantAccessToken, "ci "+odd, "Zx3_-aB"
+		}},
 		{"zero latency and a zone", func(a *auditRecord) {
 			a.latency = 0
 			a.time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 5*3600+30*60))

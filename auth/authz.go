@@ -98,6 +98,8 @@ func grantName(req *Request) string {
 	switch {
 	case req.Grant == GrantRefresh:
 		return GrantRefresh
+	case req.credKind != "":
+		return req.credKind
 	case !req.HasCredentials:
 		return "anonymous"
 	}

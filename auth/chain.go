@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/authn"
+	"github.com/gatehouse/gatehouse/token"
 )
 
 // chain asks the authenticators in order, as docker_auth does: an unknown
@@ -41,6 +42,9 @@ type identity struct {
 	// noRefresh: the backend cannot look the account up again
 	// (authn.Account.NoRefresh), so no refresh token is issued.
 	noRefresh bool
+	// from is set for an access-token login (and a refresh token issued
+	// to one): its scopes narrow the grant (narrowByToken).
+	from *token.AccessTokenClaims
 	// until is when the credential cache stops vouching for the password
 	// check; zero when the check was not cached (anonymous, refresh
 	// token, cache off).
@@ -288,6 +292,12 @@ func (c *chain) check(ctx context.Context, b authn.Authenticator, account, passw
 // password: how a refresh token is redeemed. An account that is gone, or a
 // backend no longer configured, is a 401.
 func (c *chain) lookup(ctx context.Context, backend, account string) (identity, *Error) {
+	return c.lookupAs(ctx, backend, account, msgBadRefresh, "refresh token")
+}
+
+// lookupAs is lookup for a credential of the kind what, refused with
+// message.
+func (c *chain) lookupAs(ctx context.Context, backend, account, message, what string) (identity, *Error) {
 	for _, b := range c.backends {
 		if b.Name() != backend {
 			continue
@@ -299,12 +309,12 @@ func (c *chain) lookup(ctx context.Context, backend, account string) (identity, 
 		case err == nil:
 			return identity{Account: acct.Name, Labels: acct.Labels, Backend: backend, Credential: acct.Credential}, nil
 		case errors.Is(err, authn.ErrNoMatch):
-			return identity{}, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: %s no longer knows %q", backend, account))
+			return identity{}, c.unauthorized(message, fmt.Errorf("%s: %s no longer knows %q", what, backend, account))
 		default:
 			return identity{}, unavailable(fmt.Errorf("%s: lookup: %w", backend, err))
 		}
 	}
-	return identity{}, c.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: authenticator %q is not configured", backend))
+	return identity{}, c.unauthorized(message, fmt.Errorf("%s: authenticator %q is not configured", what, backend))
 }
 
 func unavailable(reason error) *Error {
@@ -332,6 +342,9 @@ func (c *chain) observe(backend string, start time.Time, err error) {
 // and its account looked up again; anything else goes through the
 // authenticator chain.
 func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) {
+	if st.isGatehouseToken(req) {
+		return st.identifyAccessToken(ctx, req)
+	}
 	if req.Grant != GrantRefresh {
 		return st.chain.authenticate(ctx, req)
 	}
@@ -343,6 +356,14 @@ func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) 
 		return identity{}, st.chain.unauthorized(msgBadRefresh, err)
 	}
 	req.Account = claims.Subject
+	if claims.From != nil {
+		req.tokenName, req.tokenID = claims.From.Name, claims.From.ID
+		id, e := st.identifyRefreshFromToken(ctx, claims.From)
+		if e == nil && !st.refresh.Bound(claims, id.Credential) {
+			e = st.chain.unauthorized(msgBadRefresh, fmt.Errorf("refresh token: not issued to access token %s", claims.From.ID))
+		}
+		return id, e
+	}
 	id, e := st.chain.lookup(ctx, claims.Authenticator, claims.Subject)
 	if e != nil {
 		return identity{}, e

@@ -51,7 +51,7 @@ var outcomeValues = [...]string{OutcomeIssued, OutcomeDenied, OutcomeBadRequest,
 
 // grantValues are the values of the grant label ("unknown": the request could
 // not be parsed).
-var grantValues = [...]string{GrantPassword, GrantRefresh, "anonymous", "unknown"}
+var grantValues = [...]string{GrantPassword, GrantRefresh, GrantAccessToken, "anonymous", "unknown"}
 
 // outcomeSeries are the series of one outcome.
 type outcomeSeries struct {
@@ -68,7 +68,7 @@ func newMetrics(version string) *Metrics {
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_token_requests_total",
-			Help: "Token requests by outcome and grant type (password, refresh_token, anonymous).",
+			Help: "Token requests by outcome and grant type (password, refresh_token, access_token, anonymous).",
 		}, []string{"outcome", "grant"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_token_request_duration_seconds",

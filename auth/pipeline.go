@@ -102,7 +102,9 @@ func (s *Server) authorize(st *state, req *Request, id *identity) (*grant, *Erro
 	if err != nil {
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}
 	}
-	return &grant{req: req, id: *id, access: access, decisions: decisions, complete: complete}, nil
+	g := &grant{req: req, id: *id, access: access, decisions: decisions, complete: complete}
+	narrowByToken(g)
+	return g, nil
 }
 
 // issue signs and writes the token g grants, counts it and writes its
@@ -135,6 +137,8 @@ func (s *Server) issue(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		service:       g.req.Service,
 		decisions:     g.decisions,
 		refreshIssued: resp.RefreshToken != "" && g.req.Grant != GrantRefresh,
+		tokenName:     g.req.tokenName,
+		tokenID:       g.req.tokenID,
 		latency:       latency,
 	})
 	return true
@@ -156,6 +160,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *Request, e *E
 	if req != nil {
 		attrs = append(attrs, slog.String("account", req.Account), slog.String("client_ip", ipString(req.IP)),
 			slog.String("grant", grant), slog.String("service", req.Service))
+		if req.tokenID != "" {
+			attrs = append(attrs, slog.String("token_name", req.tokenName), slog.String("token_id", req.tokenID))
+		}
 	} else {
 		attrs = append(attrs, slog.String("remote", r.RemoteAddr))
 	}

@@ -66,6 +66,12 @@ type Request struct {
 	// control or format character: it is refused, and counted as a failed
 	// login, before any lookup (see plainAccount).
 	malformedAccount bool
+	// credKind is GrantAccessToken once the password was taken for an
+	// access token; tokenName and tokenID name the access token (or the
+	// one a refresh token was issued to) once it verified: metrics and
+	// the audit line carry them.
+	credKind           string
+	tokenName, tokenID string
 	// attempt is the request's way through the throttle while it is
 	// authenticated (Server.authenticate).
 	attempt attempt

@@ -137,7 +137,7 @@ func (st *state) respond(req *Request, id *identity, access []token.Access) (tok
 	if req.Offline && st.refresh != nil && id.Account != "" && !id.noRefresh {
 		if req.Grant == GrantRefresh {
 			resp.RefreshToken = req.RefreshToken
-		} else if resp.RefreshToken, err = st.refresh.Issue(id.Account, req.Service, id.Backend, id.Credential); err != nil {
+		} else if resp.RefreshToken, err = st.refresh.IssueFrom(id.Account, req.Service, id.Backend, id.Credential, id.from); err != nil {
 			return tokenResponse{}, err
 		}
 	}

@@ -58,6 +58,7 @@ type state struct {
 	authorizers []authorizer
 	signer      *token.Signer
 	refresh     *token.Refresher // nil when OAuth2 is off
+	tokens      *accessTokens    // nil without access_tokens
 	backends    []authn.Authenticator
 	grants      *grantCache // nil when the cache is off
 }
@@ -194,6 +195,9 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	st.signer = signer
 	if signer != nil {
 		st.refresh = signer.Refresher()
+	}
+	if st.tokens, err = newAccessTokens(cfg, signer); err != nil {
+		errs = append(errs, cfgerr.At(err, "access_tokens"))
 	}
 	for _, f := range authenticators {
 		b, err := f.build(cfg, s.logger)

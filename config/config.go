@@ -46,6 +46,8 @@ type Config struct {
 	Cache    Cache                 `yaml:"cache"`
 	Limits   Limits                `yaml:"limits"`
 	Throttle Throttle              `yaml:"throttle"`
+	// AccessTokens enables access tokens (nil: off).
+	AccessTokens *AccessTokens `yaml:"access_tokens"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.

@@ -38,6 +38,9 @@ func (c *Config) validate() error {
 	add(c.Cache.validate(), "cache")
 	add(c.Limits.validate(), "limits")
 	add(c.Throttle.validate(), "throttle")
+	if c.AccessTokens != nil {
+		add(c.AccessTokens.validate(), "access_tokens")
+	}
 
 	// docker_auth signs with the server's TLS key pair when token has none.
 	if c.Token.Certificate == "" && c.Token.Key == "" && !c.Token.GenerateIfMissing {

@@ -201,6 +201,13 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 	if s.refresh, err = c.newRefresher(kp.key, s); err != nil {
 		return nil, err
 	}
+	secret, err := c.refreshSecret(kp.key)
+	if err != nil {
+		return nil, err
+	}
+	if s.access, err = newAccessTokens(secret, c.Issuer, s.now); err != nil {
+		return nil, err
+	}
 	switch {
 	case generated && s.readOnly:
 		s.log.Warn("token: certificate and key do not exist; serving with this configuration would generate a self-signed development pair there (generate_if_missing); nothing was written",

@@ -46,6 +46,10 @@ type RefreshClaims struct {
 	Authenticator string
 	IssuedAt      time.Time
 	ExpiresAt     time.Time
+	// From is set when the token was issued to a login with an access
+	// token: its use is bound to that token's id (revocation), owner and
+	// scopes, and it expires no later than the access token.
+	From *AccessTokenClaims
 	// credential is the fingerprint of the stored credential the token was
 	// issued against; Refresher.Bound compares it with the current one.
 	credential string
@@ -57,6 +61,18 @@ type refreshJWT struct {
 	// Credential is a keyed fingerprint of the stored credential
 	// (authn.Account.Credential): a password change revokes the token.
 	Credential string `json:"gh_cred"`
+	// From binds a refresh token issued to an access-token login to it.
+	From *fromAccess `json:"gh_at,omitempty"`
+}
+
+// fromAccess is what a refresh token keeps of the access token it was
+// issued to a login with.
+type fromAccess struct {
+	ID        string   `json:"jti"`
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scope"`
+	IssuedAt  int64    `json:"iat"`
+	ExpiresAt int64    `json:"exp,omitempty"`
 }
 
 // Refresher issues and verifies refresh tokens. It is safe for concurrent
@@ -76,6 +92,31 @@ func (c *Config) newRefresher(key crypto.Signer, s *Signer) (*Refresher, error) 
 	if !c.OAuth2Enabled() {
 		return nil, nil
 	}
+	secret, err := c.refreshSecret(key)
+	if err != nil {
+		return nil, err
+	}
+	ttl := time.Duration(c.RefreshExpiration) * time.Second
+	if ttl == 0 {
+		ttl = DefaultRefreshExpiration * time.Second
+	}
+	credKey, err := hkdf.Key(sha256.New, secret, nil, "gatehouse refresh-token credential fingerprint v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("token: deriving the credential fingerprint key: %w", err)
+	}
+	r := &Refresher{secret: secret, credKey: credKey, issuer: c.Issuer, ttl: ttl, now: s.now}
+	r.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(c.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return r.now() }),
+	)
+	return r, nil
+}
+
+// refreshSecret reads refresh_secret_file, or derives the secret from the
+// signing key with HKDF when there is none.
+func (c *Config) refreshSecret(key crypto.Signer) ([]byte, error) {
 	var secret []byte
 	if c.RefreshSecretFile != "" {
 		data, err := os.ReadFile(c.RefreshSecretFile)
@@ -96,22 +137,7 @@ func (c *Config) newRefresher(key crypto.Signer, s *Signer) (*Refresher, error) 
 			return nil, fmt.Errorf("token: deriving refresh secret: %w", err)
 		}
 	}
-	ttl := time.Duration(c.RefreshExpiration) * time.Second
-	if ttl == 0 {
-		ttl = DefaultRefreshExpiration * time.Second
-	}
-	credKey, err := hkdf.Key(sha256.New, secret, nil, "gatehouse refresh-token credential fingerprint v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("token: deriving the credential fingerprint key: %w", err)
-	}
-	r := &Refresher{secret: secret, credKey: credKey, issuer: c.Issuer, ttl: ttl, now: s.now}
-	r.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithIssuer(c.Issuer),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(func() time.Time { return r.now() }),
-	)
-	return r, nil
+	return secret, nil
 }
 
 // Refresher returns the signer's refresh-token issuer, or nil when OAuth2
@@ -123,7 +149,25 @@ func (s *Signer) Refresher() *Refresher { return s.refresh }
 // subject's password was checked against, of which it keeps a keyed
 // fingerprint.
 func (r *Refresher) Issue(subject, service, authenticator, credential string) (string, error) {
+	return r.IssueFrom(subject, service, authenticator, credential, nil)
+}
+
+// IssueFrom is Issue for a login with the access token from (nil: a
+// password): the refresh token carries from's id, name and scopes, and
+// expires no later than it.
+func (r *Refresher) IssueFrom(subject, service, authenticator, credential string, from *AccessTokenClaims) (string, error) {
 	now := r.now().Truncate(time.Second)
+	exp := now.Add(r.ttl)
+	var bound *fromAccess
+	if from != nil {
+		bound = &fromAccess{ID: from.ID, Name: from.Name, Scopes: from.Scopes, IssuedAt: from.IssuedAt.Unix()}
+		if !from.ExpiresAt.IsZero() {
+			bound.ExpiresAt = from.ExpiresAt.Unix()
+			if from.ExpiresAt.Before(exp) {
+				exp = from.ExpiresAt
+			}
+		}
+	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return "", fmt.Errorf("token: refresh token id: %w", err)
@@ -134,11 +178,12 @@ func (r *Refresher) Issue(subject, service, authenticator, credential string) (s
 			Subject:   subject,
 			Audience:  jwt.ClaimStrings{refreshAudiencePfx + service},
 			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(r.ttl)),
+			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        base64.RawURLEncoding.EncodeToString(id),
 		},
 		Authenticator: authenticator,
 		Credential:    r.fingerprint(authenticator, subject, credential),
+		From:          bound,
 	})
 	t.Header["typ"] = refreshType
 	raw, err := t.SignedString(r.secret)
@@ -172,14 +217,25 @@ func (r *Refresher) Verify(raw, service string) (*RefreshClaims, error) {
 		// that the password did not change since.
 		return nil, fmt.Errorf("%w: bound to no credential", ErrInvalidRefreshToken)
 	}
-	return &RefreshClaims{
+	out := &RefreshClaims{
 		Subject:       c.Subject,
 		Service:       service,
 		Authenticator: c.Authenticator,
 		IssuedAt:      c.IssuedAt.Time,
 		ExpiresAt:     c.ExpiresAt.Time,
 		credential:    c.Credential,
-	}, nil
+	}
+	if f := c.From; f != nil {
+		if f.ID == "" || len(f.Scopes) == 0 {
+			return nil, fmt.Errorf("%w: bound to an access token without id or scope", ErrInvalidRefreshToken)
+		}
+		out.From = &AccessTokenClaims{ID: f.ID, Name: f.Name, Owner: c.Subject, Authenticator: c.Authenticator,
+			Scopes: f.Scopes, IssuedAt: time.Unix(f.IssuedAt, 0).UTC()}
+		if f.ExpiresAt != 0 {
+			out.From.ExpiresAt = time.Unix(f.ExpiresAt, 0).UTC()
+		}
+	}
+	return out, nil
 }
 
 // Bound reports whether the token c came from was issued against

@@ -116,6 +116,7 @@ type Signer struct {
 
 	published published  // JWKS and certificate bundle
 	refresh   *Refresher // nil when OAuth2 is off
+	access    *AccessTokens
 
 	header      string // base64url(header JSON) + "."
 	claimsStart []byte // `{"iss":"…","sub":`

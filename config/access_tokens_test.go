@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/authn"
+)
+
+func TestAccessTokensSection(t *testing.T) {
+	tests := []struct {
+		name    string
+		section string // appended to base; line 17 on
+		key     string // the one problem's key; "" for none
+		msg     string
+	}{
+		{"defaults", "access_tokens: {}\n", "", ""},
+		{"full", "access_tokens:\n  max_ttl: 90d\n  default_ttl: 720h\n  allow_no_expiry: false\n  max_ttl_by_label: {\"kind=ci\": 365d}\n  revoked: [abc]\n  any_username: true\n", "", ""},
+		{"seconds", "access_tokens: {max_ttl: 86400}\n", "", ""},
+		{"default longer than max", "access_tokens: {max_ttl: 7d, default_ttl: 30d}\n", "access_tokens.default_ttl", "longer than max_ttl"},
+		{"implicit default longer than max is clamped", "access_tokens: {max_ttl: 7d}\n", "", ""},
+		{"zero max", "access_tokens: {max_ttl: 0s}\n", "access_tokens.max_ttl", "positive"},
+		{"bad lifetime", "access_tokens: {max_ttl: forever}\n", "access_tokens.max_ttl", "30d"},
+		{"a label key without a value", "access_tokens: {max_ttl_by_label: {ci: 30d}}\n", "access_tokens.max_ttl_by_label.ci", "KEY=VALUE"},
+		{"an empty revoked id", "access_tokens: {revoked: [\"\"]}\n", "access_tokens.revoked[0]", "token id"},
+		{"a revoked id with a space", "access_tokens: {revoked: [\"a b\"]}\n", "access_tokens.revoked[0]", "token id"},
+		{"an unknown key", "access_tokens: {max_tll: 1d}\n", "access_tokens.max_tll", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, perr := parse(t, base+tc.section)
+			if tc.key == "" {
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				return
+			}
+			if perr == nil || len(perr.Problems) != 1 {
+				t.Fatalf("want one problem, got %v", perr)
+			}
+			p := perr.Problems[0]
+			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
+				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
+			}
+		})
+	}
+}
+
+func TestAccessTokensPolicy(t *testing.T) {
+	dir := t.TempDir()
+	rf := filepath.Join(dir, "revoked")
+	if err := os.WriteFile(rf, []byte("# revoked\nid2  # ci-web, leaked\n\n  id3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, perr := parse(t, base+"access_tokens:\n  max_ttl: 30d\n  max_ttl_by_label: {\"kind=ci\": 365d, \"kind=bot\": 60d}\n  revoked: [id1]\n  revoked_file: "+rf+"\n")
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	a := c.AccessTokens
+	day := 24 * time.Hour
+	if got := a.MaxFor(nil); got != 30*day {
+		t.Errorf("MaxFor(no labels) = %v", got)
+	}
+	if got := a.MaxFor(authn.Labels{"kind": {"bot", "ci"}}); got != 365*day {
+		t.Errorf("MaxFor(ci, bot) = %v, want the largest", got)
+	}
+	if got := a.Default(); got != 30*day {
+		t.Errorf("Default = %v", got)
+	}
+	ids, err := a.RevokedIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for id := range ids {
+		got = append(got, id)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"id1", "id2", "id3"}) {
+		t.Errorf("revoked = %v", got)
+	}
+	if !slices.Contains(c.Files(), rf) {
+		t.Errorf("Files() = %v lacks the revoked file, so editing it would not reload", c.Files())
+	}
+}
