@@ -1,10 +1,10 @@
 // Package helm holds the test of the Helm chart in deploy/helm/gatehouse:
 // `helm lint`, `helm template` with several value sets, and a check of the
-// rendered manifests (kubeconform needs schemas from the network, which the
-// test machines do not have; k8s.io/api would move shared dependencies):
-// required fields, selectors that match, probes, the security context, the
-// mounts, and the rendered auth_config.yml decoded by Gatehouse's own
-// strict loader.
+// rendered manifests: each decoded strictly into its k8s.io/api type
+// (schema_test.go; kubeconform needs schemas from the network, which the
+// test machines do not have), then required fields, selectors that match,
+// probes, the security context, the mounts, and the rendered
+// auth_config.yml decoded by Gatehouse's own strict loader.
 package helm
 
 import (
@@ -62,6 +62,7 @@ func render(t *testing.T, helm string, set ...string) ([]map[string]any, error) 
 	if err != nil {
 		return nil, errors.New(stderr.String())
 	}
+	checkSchema(t, out)
 	var docs []map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(out))
 	for {

@@ -78,10 +78,27 @@ func WriteSigningKey(t testing.TB, kt KeyType, dir string) SigningKey {
 	if err != nil {
 		t.Fatalf("generating %s signing key: %v", kt, err)
 	}
+	return writeKey(t, kt, m, dir, "token")
+}
+
+// WriteFreshSigningKey writes a newly generated key of type kt, distinct
+// from WriteSigningKey's and from every other call's, and its certificate
+// to dir as base.pem and base.key: the next key of a rotation.
+func WriteFreshSigningKey(t testing.TB, kt KeyType, dir, base string) SigningKey {
+	t.Helper()
+	m, err := generate(kt)
+	if err != nil {
+		t.Fatalf("generating %s signing key: %v", kt, err)
+	}
+	return writeKey(t, kt, m, dir, base)
+}
+
+func writeKey(t testing.TB, kt KeyType, m *signingMaterial, dir, base string) SigningKey {
+	t.Helper()
 	k := SigningKey{
 		Type:     kt,
-		CertPath: filepath.Join(dir, "token.pem"),
-		KeyPath:  filepath.Join(dir, "token.key"),
+		CertPath: filepath.Join(dir, base+".pem"),
+		KeyPath:  filepath.Join(dir, base+".key"),
 		CertDER:  m.certDER,
 		Public:   m.public,
 	}

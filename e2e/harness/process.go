@@ -164,6 +164,14 @@ func (p *Process) Kill(t testing.TB) {
 	<-p.done
 }
 
+// Reload sends SIGHUP: the process reloads its configuration.
+func (p *Process) Reload(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("reloading %s: %v", p.Name, err)
+	}
+}
+
 // Stop sends SIGTERM and returns the exit code once the process has
 // exited, or fails the test if that takes longer than timeout.
 func (p *Process) Stop(t testing.TB, timeout time.Duration) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 
 	"github.com/gatehouse/gatehouse/e2e/harness"
@@ -22,9 +23,15 @@ func TestMain(m *testing.M) { harness.Main(m) }
 
 // newRegistry is an empty v3 registry trusting the tokens a describes.
 func newRegistry(t testing.TB, a harness.RegistryAuth) http.Handler {
+	return newRegistryOn(t, a, configuration.Storage{"inmemory": configuration.Parameters{}})
+}
+
+// newRegistryOn is a v3 registry on storage trusting the tokens a
+// describes.
+func newRegistryOn(t testing.TB, a harness.RegistryAuth, storage configuration.Storage) http.Handler {
 	testutil.UsesComponent(t, "registry v3")
 	cfg := &configuration.Configuration{
-		Storage: configuration.Storage{"inmemory": configuration.Parameters{}},
+		Storage: storage,
 		Auth:    configuration.Auth{"token": a.TokenOptions()},
 	}
 	cfg.Catalog.MaxEntries = 1000 // configuration.Parse's default

@@ -301,7 +301,6 @@ type load struct {
 const loadWorkers = 12
 
 func startLoad(t *testing.T, nginxAddr, refreshToken string) *load {
-	l := &load{halt: make(chan struct{})}
 	base := "http://" + nginxAddr + "/auth"
 	requests := []func() *http.Request{
 		func() *http.Request {
@@ -322,8 +321,22 @@ func startLoad(t *testing.T, nginxAddr, refreshToken string) *load {
 			return req
 		},
 	}
+	return runLoad(t, loadWorkers, func(c *http.Client, w, n int) error {
+		status, body, err := do(c, requests[(w+n)%len(requests)]())
+		if err == nil && status == http.StatusOK && strings.Contains(body, `"token":"`) {
+			return nil
+		}
+		return fmt.Errorf("%d %v (%d bytes) %.300s", status, err, len(body), body)
+	})
+}
+
+// runLoad runs workers keep-alive clients, each calling step (with its
+// client, its number and its count of steps so far) until the load is
+// stopped. A step that returns an error counts as failed.
+func runLoad(t *testing.T, workers int, step func(c *http.Client, w, n int) error) *load {
+	l := &load{halt: make(chan struct{})}
 	deadline := time.Now().Add(2 * time.Minute) // a bound, should stop never come
-	for w := range loadWorkers {
+	for w := range workers {
 		l.wg.Go(func() {
 			c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer c.CloseIdleConnections()
@@ -333,15 +346,15 @@ func startLoad(t *testing.T, nginxAddr, refreshToken string) *load {
 					return
 				default:
 				}
-				status, body, err := do(c, requests[(w+n)%len(requests)]())
-				if err == nil && status == http.StatusOK && strings.Contains(body, `"token":"`) {
+				err := step(c, w, n)
+				if err == nil {
 					l.ok.Add(1)
 					continue
 				}
 				l.failed.Add(1)
 				l.mu.Lock()
 				if len(l.failures) < 5 {
-					l.failures = append(l.failures, fmt.Sprintf("%d %v (%d bytes) %.300s", status, err, len(body), body))
+					l.failures = append(l.failures, err.Error())
 				}
 				l.mu.Unlock()
 			}
