@@ -333,6 +333,9 @@ func (c *chain) observe(backend string, start time.Time, err error) {
 // authenticator chain.
 func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) {
 	if req.Grant != GrantRefresh {
+		if id, e, ok := st.workloadIdentity(ctx, req); ok {
+			return id, e // a JWT from a workload_identity issuer, or from one not trusted
+		}
 		return st.chain.authenticate(ctx, req)
 	}
 	if st.refresh == nil {

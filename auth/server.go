@@ -60,6 +60,9 @@ type state struct {
 	refresh     *token.Refresher // nil when OAuth2 is off
 	backends    []authn.Authenticator
 	grants      *grantCache // nil when the cache is off
+	// workload verifies workload identity tokens (workload.go); nil
+	// without workload_identity.
+	workload *authn.Workload
 }
 
 // Option configures a Server.
@@ -204,6 +207,12 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 			st.backends = append(st.backends, b)
 		}
 	}
+	if len(cfg.Workload) > 0 {
+		st.workload, err = authn.NewWorkload(cfg.Workload, authn.WithWorkloadClock(s.now))
+		if err != nil {
+			errs = append(errs, cfgerr.At(err, "workload_identity"))
+		}
+	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))
 	if err != nil {
 		errs = append(errs, cfgerr.At(err, "acl"))
@@ -255,6 +264,9 @@ func (st *state) close() {
 	}
 	for _, a := range st.authorizers {
 		_ = a.Close()
+	}
+	if st.workload != nil {
+		_ = st.workload.Close()
 	}
 }
 
