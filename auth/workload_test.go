@@ -45,7 +45,7 @@ func (e *wlEnv) advance(d time.Duration) {
 }
 
 // github signs a GitHub Actions token for the configured audience now.
-func (e *wlEnv) github(t *testing.T, edit func(map[string]any)) string {
+func (e *wlEnv) github(t testing.TB, edit func(map[string]any)) string {
 	c := oidctest.GitHubClaims(e.is.URL, wlAudience, e.clock())
 	if edit != nil {
 		edit(c)
@@ -57,7 +57,7 @@ func (e *wlEnv) github(t *testing.T, edit func(map[string]any)) string {
 // and self: a JWT from an issuer that is not trusted must never reach it as
 // mallory's password; one with iss = token.issuer is left to the chain, as
 // Gatehouse's own access tokens are.
-func newWLEnv(t *testing.T) *wlEnv {
+func newWLEnv(t testing.TB, cache ...string) *wlEnv {
 	t.Helper()
 	e := &wlEnv{is: oidctest.New(t), other: oidctest.New(t), now: time.Now(), log: &bytes.Buffer{}}
 	dir := t.TempDir()
@@ -76,6 +76,10 @@ func newWLEnv(t *testing.T) *wlEnv {
 	if err := os.WriteFile(prog, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	cacheSection := "cache: {ttl: 1h}"
+	if len(cache) > 0 {
+		cacheSection = cache[0]
+	}
 	yml := fmt.Sprintf(`server: {addr: ":0"}
 token:
   issuer: test-issuer
@@ -83,7 +87,7 @@ token:
   certificate: %[1]s/token.pem
   key: %[1]s/token.key
   generate_if_missing: true
-cache: {ttl: 1h}
+%[7]s
 users:
   alice: {password: %[2]q}
 ext_auth: {command: %[3]s}
@@ -99,7 +103,7 @@ acl:
     actions: [push, pull]
   - match: {account: "/.+/", name: "${account}/*"}
     actions: ["*"]
-`, dir, hash("alicepw"), prog, e.is.URL, wlAudience, e.is.CAFile)
+`, dir, hash("alicepw"), prog, e.is.URL, wlAudience, e.is.CAFile, cacheSection)
 	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
 	if err != nil {
 		t.Fatal(err)
