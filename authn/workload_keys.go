@@ -121,8 +121,8 @@ func parseKeySet(data []byte) (*jose.JSONWebKeySet, error) {
 	return out, nil
 }
 
-// candidates returns the keys that may have signed a token with header h:
-// the key with its kid, or, without a kid, every key. A kid the set lacks
+// candidates returns the keys that may have signed a token with kid: the
+// key with that kid, or, without a kid, the set's only key. A kid the set lacks
 // makes it fetch again when it may; errUnknownKID when it still lacks it,
 // ErrUnavailable when it could not fetch and the kid is not held.
 func (k *keySet) candidates(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
@@ -171,6 +171,10 @@ func pick(set *jose.JSONWebKeySet, kid string) ([]jose.JSONWebKey, error) {
 		return nil, errUnknownKID
 	}
 	if kid == "" {
+		if len(set.Keys) > 1 {
+			// Not one verification per key of the set for each token.
+			return nil, fmt.Errorf("%w: the token names no kid and the issuer has %d keys", errUnknownKID, len(set.Keys))
+		}
 		return set.Keys, nil
 	}
 	if keys := set.Key(kid); len(keys) > 0 {
