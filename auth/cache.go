@@ -156,6 +156,9 @@ func (c *credCache) do(k cacheKey, check func() (authn.Account, error)) (account
 			c.evict()
 		}
 		f.expires = c.now().Add(c.ttl)
+		if e := f.account.Expires; !e.IsZero() && e.Before(f.expires) {
+			f.expires = e // a credential that expires sooner is not vouched for past it
+		}
 		c.entries[k] = cacheEntry{account: f.account, expires: f.expires}
 	}
 	c.mu.Unlock()

@@ -346,6 +346,9 @@ func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) 
 		return st.identifyAccessToken(ctx, req)
 	}
 	if req.Grant != GrantRefresh {
+		if id, e, ok := st.workloadIdentity(ctx, req); ok {
+			return id, e // a JWT from a workload_identity issuer, or from one not trusted
+		}
 		return st.chain.authenticate(ctx, req)
 	}
 	if st.refresh == nil {

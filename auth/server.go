@@ -61,6 +61,9 @@ type state struct {
 	tokens      *accessTokens    // nil without access_tokens
 	backends    []authn.Authenticator
 	grants      *grantCache // nil when the cache is off
+	// workload verifies workload identity tokens (workload.go); nil
+	// without workload_identity.
+	workload *authn.Workload
 }
 
 // Option configures a Server.
@@ -208,6 +211,12 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 			st.backends = append(st.backends, b)
 		}
 	}
+	if len(cfg.Workload) > 0 {
+		st.workload, err = authn.NewWorkload(cfg.Workload, authn.WithWorkloadClock(s.now))
+		if err != nil {
+			errs = append(errs, cfgerr.At(err, "workload_identity"))
+		}
+	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))
 	if err != nil {
 		errs = append(errs, cfgerr.At(err, "acl"))
@@ -259,6 +268,9 @@ func (st *state) close() {
 	}
 	for _, a := range st.authorizers {
 		_ = a.Close()
+	}
+	if st.workload != nil {
+		_ = st.workload.Close()
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
 )
 
 // Sentinel outcomes of Authenticate.
@@ -75,6 +76,10 @@ type Account struct {
 	// without its password (ext_auth): no refresh token is issued for it,
 	// so a client keeps its password and every login is checked again.
 	NoRefresh bool
+	// Expires is when the credential itself stops being valid (a workload
+	// identity token's exp); the credential cache forgets the success
+	// then at the latest. Zero for a credential that does not expire.
+	Expires time.Time
 }
 
 // Authenticator checks credentials against one backend.

@@ -37,15 +37,18 @@ type Config struct {
 	LDAP     *authn.LDAPConfig     `yaml:"ldap_auth"`
 	Mongo    *authn.MongoConfig    `yaml:"mongo_auth"`
 	Xorm     *authn.XormConfig     `yaml:"xorm_auth"`
-	ACL      []acl.Rule            `yaml:"acl"`
-	ACLMongo *acl.MongoConfig      `yaml:"acl_mongo"`
-	ACLXorm  *acl.XormConfig       `yaml:"acl_xorm"`
-	ExtAuthz *acl.ExtConfig        `yaml:"ext_authz"`
-	Casbin   *acl.CasbinConfig     `yaml:"casbin_authz"`
-	Log      Log                   `yaml:"log"`
-	Cache    Cache                 `yaml:"cache"`
-	Limits   Limits                `yaml:"limits"`
-	Throttle Throttle              `yaml:"throttle"`
+	// Workload lists the issuers whose OIDC ID tokens are accepted as the
+	// password (Gatehouse's own; docs/workload-identity.md).
+	Workload authn.WorkloadConfig `yaml:"workload_identity"`
+	ACL      []acl.Rule           `yaml:"acl"`
+	ACLMongo *acl.MongoConfig     `yaml:"acl_mongo"`
+	ACLXorm  *acl.XormConfig      `yaml:"acl_xorm"`
+	ExtAuthz *acl.ExtConfig       `yaml:"ext_authz"`
+	Casbin   *acl.CasbinConfig    `yaml:"casbin_authz"`
+	Log      Log                  `yaml:"log"`
+	Cache    Cache                `yaml:"cache"`
+	Limits   Limits               `yaml:"limits"`
+	Throttle Throttle             `yaml:"throttle"`
 	// AccessTokens enables access tokens (nil: off).
 	AccessTokens *AccessTokens `yaml:"access_tokens"`
 

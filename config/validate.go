@@ -74,8 +74,9 @@ func (c *Config) validate() error {
 	} else if c.has("xorm_auth") {
 		add(errors.New("section is empty: give database_type and conn_string, or remove it"), "xorm_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth or xorm_auth"), "users")
+	add(c.Workload.Validate(), "workload_identity")
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil && len(c.Workload) == 0 {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth, xorm_auth or workload_identity"), "users")
 	}
 
 	if c.ACLMongo != nil {

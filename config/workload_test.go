@@ -1,0 +1,66 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestWorkloadIdentitySection(t *testing.T) {
+	const good = "workload_identity:\n" + // line 17
+		"  - issuer: https://token.actions.githubusercontent.com\n" +
+		"    audience: https://registry.example.com\n" +
+		"    account: \"ci:${claims:repository}\"\n" + // line 20
+		"    labels: {repository: repository, ref: ref}\n" +
+		"    required_claims: {repository_owner: octo-org}\n" +
+		"    max_age: 10m\n"
+	tests := []struct {
+		name    string
+		section string
+		line    int    // of the one problem; 0: valid
+		key     string // of the problem
+		msg     string
+	}{
+		{"github", good, 0, "", ""},
+		{"kubernetes with a static key set", "workload_identity:\n  - issuer: kubernetes\n    audience: registry\n    jwks_file: /etc/k8s-jwks.json\n    account: \"k8s:${claims:sub}\"\n", 0, "", ""},
+		{"audience missing", "workload_identity:\n  - issuer: https://gitlab.example.com\n", 18, "workload_identity[0].audience", "is required"},
+		{"issuer not https", "workload_identity:\n  - issuer: http://gitlab.example.com\n    audience: r\n", 18, "workload_identity[0].issuer", "https URL"},
+		{"unknown key", good + "    audiences: [a]\n", 24, "workload_identity[0].audiences", "unknown key"},
+		{"bad placeholder", strings.Replace(good, "${claims:repository}", "${claim:repository}", 1), 20, "workload_identity[0].account", "only ${claims:NAME}"},
+		{"template without a claim", strings.Replace(good, "ci:${claims:repository}", "ci", 1), 20, "workload_identity[0].account", "names no claim"},
+		{"empty required value", strings.Replace(good, "octo-org", `""`, 1), 22, "workload_identity[0].required_claims.repository_owner", "is empty"},
+		{"skew too large", good + "    clock_skew: 1h\n", 24, "workload_identity[0].clock_skew", "between 0"},
+		{"min refresh too small", good + "    jwks_min_refresh: 1ms\n", 24, "workload_identity[0].jwks_min_refresh", "at least"},
+		{"uri and file", good + "    jwks_uri: https://x/jwks\n    jwks_file: /k\n", 25, "workload_identity[0].jwks_file", "exclude"},
+		{"not a list", "workload_identity: {issuer: x}\n", 17, "workload_identity.issuer", "cannot unmarshal"},
+		{"listed twice", good + strings.TrimPrefix(good, "workload_identity:\n"), 24, "workload_identity[1].issuer", "already listed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, perr := parse(t, base+tc.section)
+			if tc.line == 0 {
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				if len(c.Workload) != 1 {
+					t.Fatalf("issuers = %d", len(c.Workload))
+				}
+				return
+			}
+			if perr == nil || len(perr.Problems) != 1 {
+				t.Fatalf("want one problem, got %v", perr)
+			}
+			p := perr.Problems[0]
+			if p.Key != tc.key || p.Line != tc.line || !strings.Contains(p.Msg, tc.msg) {
+				t.Fatalf("problem %q (key %q line %d), want key %q line %d saying %q", p, p.Key, p.Line, tc.key, tc.line, tc.msg)
+			}
+		})
+	}
+}
+
+func TestWorkloadIdentityAlone(t *testing.T) {
+	yml := "server: {addr: \":5001\"}\ntoken: {issuer: t, expiration: 900, certificate: /c, key: /k}\nacl: []\n" +
+		"workload_identity:\n  - issuer: https://gitlab.com\n    audience: https://registry.example.com\n"
+	if _, perr := parse(t, yml); perr != nil {
+		t.Fatalf("workload_identity as the only authenticator: %v", perr)
+	}
+}

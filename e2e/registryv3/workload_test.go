@@ -1,0 +1,58 @@
+package registryv3
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/e2e/harness"
+	"github.com/gatehouse/gatehouse/internal/oidctest"
+)
+
+// TestWorkloadIdentityPushPull pushes and pulls through registry v3.1.2
+// (go-containerregistry, crane's library) with a GitHub Actions-shaped
+// OIDC token as the password, verified against a test issuer served over
+// HTTPS (discovery and JWKS): the token's repository claim becomes the
+// label that grants octo-org/octo-repo/*. The issuer then rotates its key
+// and a token under the new kid works at once; a token for another
+// audience and one from an issuer not configured are refused by Gatehouse.
+func TestWorkloadIdentityPushPull(t *testing.T) {
+	const aud = "https://registry.example.com"
+	is := oidctest.New(t)
+	other := oidctest.New(t)
+	e := harness.NewEnv(t, newRegistry, harness.ECP256, harness.GatehouseOptions{
+		ExtraACL: `  # A CI job on main may push its own repository's images.
+  - match: {account: "/^ci:.+/", labels: {ref: refs/heads/main}, name: "${labels:repository}/*"}
+    actions: [push, pull]
+`,
+		ExtraSections: fmt.Sprintf(`workload_identity:
+  - issuer: %s
+    audience: %s
+    ca_file: %s
+    account: "ci:${claims:repository}"
+    labels: {repository: repository, ref: ref}
+    required_claims: {repository_owner: octo-org}
+    jwks_min_refresh: 1s
+`, is.URL, aud, is.CAFile),
+	})
+	job := func() harness.Cred {
+		return harness.Cred{User: "ci", Password: is.Sign(t, oidctest.GitHubClaims(is.URL, aud, time.Now()))}
+	}
+	ci := job()
+	d := e.MustPush(t, ci, "octo-org/octo-repo/app")
+	e.MustPullDigest(t, ci, "octo-org/octo-repo/app", d)
+
+	_, err := e.Push(t, ci, "other-org/app")
+	e.RequireDeniedByRegistry(t, err, "the job pushing another repository's image")
+
+	is.Rotate(t, "ES256")
+	time.Sleep(1100 * time.Millisecond) // past jwks_min_refresh
+	e.MustPullDigest(t, job(), "octo-org/octo-repo/app", d)
+
+	wrongAud := harness.Cred{User: "ci", Password: is.Sign(t, oidctest.GitHubClaims(is.URL, "https://github.com/octo-org", time.Now()))}
+	_, err = e.Pull(t, wrongAud, "octo-org/octo-repo/app")
+	e.RequireRejectedByGatehouse(t, err, "a token minted for another audience")
+	stranger := harness.Cred{User: "ci", Password: other.Sign(t, oidctest.GitHubClaims(other.URL, aud, time.Now()))}
+	_, err = e.Pull(t, stranger, "octo-org/octo-repo/app")
+	e.RequireRejectedByGatehouse(t, err, "a token from an issuer not configured")
+}
