@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/config"
@@ -99,6 +100,25 @@ func (st *state) tokenOwner(ctx context.Context, claims *token.AccessTokenClaims
 	id.from = claims
 	id.Credential = accessCredentialPrefix + claims.ID
 	return id, nil
+}
+
+// passwordRefused refuses a tokens-only account's login (access_tokens.
+// tokens_only) made with its password or with a refresh token of a
+// password login, telling the user to use an access token. Access-token
+// logins, anonymous requests and the minting endpoint (where the password
+// is how a token is obtained) pass.
+func (st *state) passwordRefused(req *Request, id *identity) *Error {
+	if st.tokens == nil || id.from != nil || req.mint || id.Account == "" ||
+		!st.tokens.cfg.TokensOnly.Refuses(id.Account, id.Backend, id.Labels) {
+		return nil
+	}
+	return &Error{
+		Status:    http.StatusUnauthorized,
+		Code:      CodeUnauthorized,
+		Message:   fmt.Sprintf("password login is disabled for %s: log in with an access token as the password (create one with POST %s/access_tokens or ask an operator)", id.Account, st.prefix),
+		Challenge: st.chain.challenge,
+		Err:       fmt.Errorf("access_tokens.tokens_only: %s (%s) logged in with its password, not an access token", id.Account, id.Backend),
+	}
 }
 
 // lifetimeAllowed holds the policy at use: a token without expiry only
