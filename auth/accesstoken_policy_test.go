@@ -158,3 +158,37 @@ func TestAccessTokenOwnerRemovedFromHtpasswd(t *testing.T) {
 		"refresh_token", login.body.RefreshToken, "scope", "repository:carol/app:pull"))
 	checkTokenRefusal(t, e, r, msgBadRefresh, `htpasswd no longer knows "carol"`)
 }
+
+// TestAccessTokenGrantCache: a repeated access-token login is answered by
+// the grant cache (the audit line still names the token), never after the
+// token expires, and not after a reload that revokes it.
+func TestAccessTokenGrantCache(t *testing.T) {
+	e := newTokenEnv(t, tokenSection)
+	s := e.start("")
+	raw, _ := mint(t, s, "alice", "static", time.Hour, "repository:alice/*:pull")
+	other, oc := mint(t, s, "alice", "static", 2*time.Hour, "repository:alice/*:pull")
+	use := func(tok string) result { return get(s, "service=registry&scope=repository:alice/app:pull", "alice", tok) }
+	for i := range 2 {
+		if r := use(raw); r.status != 200 {
+			t.Fatalf("use %d: %d %s", i, r.status, r.raw)
+		}
+		if r := use(other); r.status != 200 {
+			t.Fatalf("use %d of the other token: %d %s", i, r.status, r.raw)
+		}
+	}
+	if got := metric(t, s, "gatehouse_grant_cache_hits_total"); got != "2" {
+		t.Fatalf("grant cache hits %q, want 2", got)
+	}
+	if line := e.lastLine(t, auditMessage); line["token_id"] != oc.ID {
+		t.Errorf("the cached answer's audit line %v does not name the token", line)
+	}
+	e.advance(time.Hour + time.Second)
+	checkTokenRefusal(t, e, use(raw), msgBadAccessToken, "expired")
+
+	e.top = tokenSection + "  revoked: [" + oc.ID + "]\n"
+	next := *e.server("", "").Config()
+	if err := s.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	checkTokenRefusal(t, e, use(other), msgBadAccessToken, "is revoked")
+}
