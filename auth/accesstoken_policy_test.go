@@ -167,7 +167,9 @@ func TestAccessTokenGrantCache(t *testing.T) {
 	s := e.start("")
 	raw, _ := mint(t, s, "alice", "static", time.Hour, "repository:alice/*:pull")
 	other, oc := mint(t, s, "alice", "static", 2*time.Hour, "repository:alice/*:pull")
-	use := func(tok string) result { return get(s, "service=registry&scope=repository:alice/app:pull", "alice", tok) }
+	use := func(tok string) result {
+		return get(s, "service=registry&scope=repository:alice/app:pull", "alice", tok)
+	}
 	for i := range 2 {
 		if r := use(raw); r.status != 200 {
 			t.Fatalf("use %d: %d %s", i, r.status, r.raw)
