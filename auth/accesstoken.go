@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/token"
@@ -36,10 +38,12 @@ type accessTokens struct {
 	verify  *token.AccessTokens
 	cfg     *config.AccessTokens
 	revoked map[string]struct{}
+	seen    verifiedTokens
+	now     func() time.Time
 }
 
 // newAccessTokens returns nil when the section is absent.
-func newAccessTokens(cfg *config.Config, signer *token.Signer) (*accessTokens, error) {
+func newAccessTokens(cfg *config.Config, signer *token.Signer, now func() time.Time) (*accessTokens, error) {
 	if cfg.AccessTokens == nil || signer == nil {
 		return nil, nil
 	}
@@ -47,7 +51,7 @@ func newAccessTokens(cfg *config.Config, signer *token.Signer) (*accessTokens, e
 	if err != nil {
 		return nil, err
 	}
-	return &accessTokens{verify: signer.AccessTokens(), cfg: cfg.AccessTokens, revoked: revoked}, nil
+	return &accessTokens{verify: signer.AccessTokens(), cfg: cfg.AccessTokens, revoked: revoked, now: now}, nil
 }
 
 // isGatehouseToken reports whether password is a JWT this Gatehouse
@@ -59,6 +63,12 @@ func (st *state) isGatehouseToken(req *Request) bool {
 	if st.tokens == nil || !req.HasCredentials || req.Grant != GrantPassword {
 		return false
 	}
+	if strings.Count(req.Password, ".") != 2 {
+		return false // not a JWT: a password
+	}
+	if c, _ := st.tokens.seen.get(req.Password); c != nil {
+		return true // verified before
+	}
 	_, iss, ok := token.PeekJWT(req.Password)
 	return ok && iss == st.signer.Issuer()
 }
@@ -68,7 +78,7 @@ func (st *state) isGatehouseToken(req *Request) bool {
 // looks its owner up again in the owner's authenticator.
 func (st *state) identifyAccessToken(ctx context.Context, req *Request) (identity, *Error) {
 	req.credKind = GrantAccessToken
-	claims, err := st.tokens.verify.Verify(req.Password)
+	claims, err := st.tokens.verifyCached(req.Password, st.tokens.now())
 	if err != nil {
 		return identity{}, st.chain.unauthorized(msgBadAccessToken, err)
 	}
@@ -78,7 +88,19 @@ func (st *state) identifyAccessToken(ctx context.Context, req *Request) (identit
 			fmt.Errorf("access token: user name %q is not the token's owner %q (log in with -u %s)", req.Account, claims.Owner, claims.Owner))
 	}
 	req.Account = claims.Owner
-	return st.tokenOwner(ctx, claims, msgBadAccessToken)
+	id, e := st.tokenOwner(ctx, claims, msgBadAccessToken)
+	if e == nil && st.grants != nil {
+		// The grant cache may answer the same request again until the
+		// token expires, within cache.ttl: a reload (a revocation, an
+		// owner removed from a file) starts a new cache; an owner removed
+		// from a directory is noticed within cache.ttl, as for a password
+		// login answered by the credential cache.
+		id.until = claims.ExpiresAt
+		if id.until.IsZero() {
+			id.until = st.grants.now().Add(st.grants.ttl)
+		}
+	}
+	return id, e
 }
 
 // tokenOwner checks an access token's claims (from the token, or carried
@@ -99,6 +121,25 @@ func (st *state) tokenOwner(ctx context.Context, claims *token.AccessTokenClaims
 	id.from = claims
 	id.Credential = accessCredentialPrefix + claims.ID
 	return id, nil
+}
+
+// passwordRefused refuses a tokens-only account's login (access_tokens.
+// tokens_only) made with its password or with a refresh token of a
+// password login, telling the user to use an access token. Access-token
+// logins, anonymous requests and the minting endpoint (where the password
+// is how a token is obtained) pass.
+func (st *state) passwordRefused(req *Request, id *identity) *Error {
+	if st.tokens == nil || id.from != nil || req.mint || id.Account == "" ||
+		!st.tokens.cfg.TokensOnly.Refuses(id.Account, id.Backend, id.Labels) {
+		return nil
+	}
+	return &Error{
+		Status:    http.StatusUnauthorized,
+		Code:      CodeUnauthorized,
+		Message:   fmt.Sprintf("password login is disabled for %s: log in with an access token as the password (create one with POST %s/access_tokens or ask an operator)", id.Account, st.prefix),
+		Challenge: st.chain.challenge,
+		Err:       fmt.Errorf("access_tokens.tokens_only: %s (%s) logged in with its password, not an access token", id.Account, id.Backend),
+	}
 }
 
 // lifetimeAllowed holds the policy at use: a token without expiry only

@@ -36,6 +36,13 @@ func (s *Server) MintAccessToken(ctx context.Context, r MintRequest) (string, *t
 	if err != nil {
 		return "", nil, err
 	}
+	return st.mint(acct, backend, r, s.now())
+}
+
+// mint signs an access token for acct, known to the authenticator backend,
+// within the lifetime policy: at most the owner's max_ttl (by label), no
+// expiry only with allow_no_expiry. Its errors are the requester's to fix.
+func (st *state) mint(acct authn.Account, backend string, r MintRequest, now time.Time) (string, *token.AccessTokenClaims, error) {
 	pol := st.tokens.cfg
 	var exp time.Time
 	switch {
@@ -48,9 +55,9 @@ func (s *Server) MintAccessToken(ctx context.Context, r MintRequest) (string, *t
 			ttl = pol.Default()
 		}
 		if max := pol.MaxFor(acct.Labels); ttl > max {
-			return "", nil, fmt.Errorf("auth: a lifetime of %v is longer than the %v allowed to %s (access_tokens.max_ttl, max_ttl_by_label)", ttl, max, r.Owner)
+			return "", nil, fmt.Errorf("auth: a lifetime of %v is longer than the %v allowed to %s (access_tokens.max_ttl, max_ttl_by_label)", ttl, max, acct.Name)
 		}
-		exp = s.now().Add(ttl)
+		exp = now.Add(ttl)
 	}
 	return st.signer.AccessTokens().Mint(token.AccessTokenClaims{Name: r.Name, Owner: acct.Name,
 		Authenticator: backend, Scopes: r.Scopes, ExpiresAt: exp})

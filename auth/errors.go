@@ -11,6 +11,7 @@ import (
 // which Docker and other clients parse: {"errors":[{"code","message"}]}.
 const (
 	CodeUnauthorized    = "UNAUTHORIZED"
+	CodeDenied          = "DENIED"
 	CodeTooManyRequests = "TOOMANYREQUESTS"
 	CodeBadRequest      = "BAD_REQUEST"
 	CodeTooLarge        = "TOO_LARGE"

@@ -13,6 +13,7 @@ import (
 // ServeHTTP routes, under {path_prefix}:
 //
 //	/auth, /auth/token              the token endpoint (GET; POST for OAuth2)
+//	/access_tokens                  self-service minting of access tokens (POST; mint.go)
 //	/.well-known/jwks.json          the signing keys as a JWKS (?key=current|next: one key, for zot)
 //	/.well-known/rootcertbundle.pem the signing certificates
 //	/metrics                        Prometheus metrics (unless server.metrics_addr is set)
@@ -37,6 +38,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch path {
 	case st.prefix + "/auth", st.prefix + "/auth/token":
+	case st.prefix + "/access_tokens":
+		s.serveMint(w, r, st)
+		return
 	case st.prefix + "/.well-known/jwks.json":
 		serveJWKS(w, r, st.signer)
 		return

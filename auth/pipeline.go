@@ -59,7 +59,21 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 // each password check the chain then runs takes a reservation in the
 // client's failure budget (req.attempt), settled by the outcome: a 401 is a
 // failure, a success clears the client's record, an outage is neither.
+//
+// A tokens-only account (access_tokens.tokens_only) that proved itself
+// with its password, or with a refresh token of a password login, is then
+// refused (passwordRefused): the password was right, so the throttle
+// counts a success.
 func (s *Server) authenticate(ctx context.Context, st *state, req *Request) (identity, *Error) {
+	id, e := s.authenticateCredentials(ctx, st, req)
+	if e == nil {
+		e = st.passwordRefused(req, &id)
+	}
+	return id, e
+}
+
+// authenticateCredentials is authenticate without the tokens-only rule.
+func (s *Server) authenticateCredentials(ctx context.Context, st *state, req *Request) (identity, *Error) {
 	if !req.HasCredentials {
 		return st.identify(ctx, req)
 	}

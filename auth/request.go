@@ -72,6 +72,9 @@ type Request struct {
 	// the audit line carry them.
 	credKind           string
 	tokenName, tokenID string
+	// mint is set for a self-service minting request (mint.go): there a
+	// tokens-only account's password is accepted, and a token refused.
+	mint bool
 	// attempt is the request's way through the throttle while it is
 	// authenticated (Server.authenticate).
 	attempt attempt

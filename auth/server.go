@@ -199,7 +199,7 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	if signer != nil {
 		st.refresh = signer.Refresher()
 	}
-	if st.tokens, err = newAccessTokens(cfg, signer); err != nil {
+	if st.tokens, err = newAccessTokens(cfg, signer, s.now); err != nil {
 		errs = append(errs, cfgerr.At(err, "access_tokens"))
 	}
 	for _, f := range authenticators {

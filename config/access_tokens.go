@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ import (
 //	  revoked: ["Zx3…"]            # revoked token ids (jti); gatehouse token revoke prints the line
 //	  revoked_file: /etc/gatehouse/revoked  # more ids, one a line (# comments); watched, reloaded
 //	  any_username: false          # accept any docker login user name, not only the owner's
+//	  tokens_only:                 # password_login: false for these accounts (see TokensOnly)
+//	    accounts: [alice]
+//	    labels: ["kind=person"]
+//	    authenticators: [ldap]
 //
 // The lifetime policy holds at use too: a token whose lifetime is longer
 // than its owner's maximum now, or without expiry when that is not
@@ -42,6 +47,66 @@ type AccessTokens struct {
 	Revoked       []string       `yaml:"revoked"`
 	RevokedFile   string         `yaml:"revoked_file"`
 	AnyUsername   bool           `yaml:"any_username"`
+	TokensOnly    *TokensOnly    `yaml:"tokens_only"`
+}
+
+// TokensOnly names the accounts whose registry logins take access tokens
+// only (password_login: false): a token request that authenticates with
+// such an account's real password, or redeems a refresh token issued to a
+// password login of it, is refused with a message saying to use an
+// access token. Their access tokens work, and their password still mints
+// them (POST {path_prefix}/access_tokens). An account is tokens-only when
+// any of the three lists names it.
+type TokensOnly struct {
+	// Accounts are account names.
+	Accounts []string `yaml:"accounts"`
+	// Labels are KEY=VALUE pairs: an account with one of them is
+	// tokens-only (e.g. a label every LDAP person gets).
+	Labels []string `yaml:"labels"`
+	// Authenticators are authenticator names (static, htpasswd, ext_auth,
+	// ldap, mongo, xorm): every account they authenticate is tokens-only.
+	Authenticators []string `yaml:"authenticators"`
+}
+
+// authenticatorNames are the names TokensOnly.Authenticators may use.
+var authenticatorNames = []string{"static", "htpasswd", "ext_auth", "ldap", "mongo", "xorm"}
+
+// Refuses reports whether an account named account with labels, from the
+// authenticator backend, may not log in with its password.
+func (o *TokensOnly) Refuses(account, backend string, labels authn.Labels) bool {
+	if o == nil {
+		return false
+	}
+	if slices.Contains(o.Accounts, account) || slices.Contains(o.Authenticators, backend) {
+		return true
+	}
+	for _, kv := range o.Labels {
+		k, v, _ := strings.Cut(kv, "=")
+		if slices.Contains(labels[k], v) {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *TokensOnly) validate() error {
+	var errs []error
+	for i, kv := range o.Labels {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			errs = append(errs, cfgerr.At(fmt.Errorf("want KEY=VALUE, got %q", kv), "labels", strconv.Itoa(i)))
+		}
+	}
+	for i, a := range o.Authenticators {
+		if !slices.Contains(authenticatorNames, a) {
+			errs = append(errs, cfgerr.At(fmt.Errorf("want one of %s, got %q", strings.Join(authenticatorNames, ", "), a), "authenticators", strconv.Itoa(i)))
+		}
+	}
+	for i, a := range o.Accounts {
+		if a == "" {
+			errs = append(errs, cfgerr.At(errors.New("an empty account name (anonymous has no password to refuse)"), "accounts", strconv.Itoa(i)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Defaults of the access_tokens section.
@@ -166,6 +231,9 @@ func (a *AccessTokens) validate() error {
 		if id == "" || strings.ContainsAny(id, " \t\r\n#") {
 			add(fmt.Errorf("want a token id (jti) as gatehouse token revoke prints it, got %q", id), "revoked", strconv.Itoa(i))
 		}
+	}
+	if a.TokensOnly != nil {
+		add(a.TokensOnly.validate(), "tokens_only")
 	}
 	return errors.Join(errs...)
 }

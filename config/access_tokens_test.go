@@ -29,6 +29,11 @@ func TestAccessTokensSection(t *testing.T) {
 		{"an empty revoked id", "access_tokens: {revoked: [\"\"]}\n", "access_tokens.revoked[0]", "token id"},
 		{"a revoked id with a space", "access_tokens: {revoked: [\"a b\"]}\n", "access_tokens.revoked[0]", "token id"},
 		{"an unknown key", "access_tokens: {max_tll: 1d}\n", "access_tokens.max_tll", ""},
+		{"tokens only", "access_tokens: {tokens_only: {accounts: [alice], labels: [\"kind=person\"], authenticators: [ldap, static]}}\n", "", ""},
+		{"tokens only: a label without a value", "access_tokens: {tokens_only: {labels: [person]}}\n", "access_tokens.tokens_only.labels[0]", "KEY=VALUE"},
+		{"tokens only: an unknown authenticator", "access_tokens: {tokens_only: {authenticators: [ldap_auth]}}\n", "access_tokens.tokens_only.authenticators[0]", "one of static"},
+		{"tokens only: anonymous", "access_tokens: {tokens_only: {accounts: [\"\"]}}\n", "access_tokens.tokens_only.accounts[0]", "empty account"},
+		{"tokens only: an unknown key", "access_tokens: {tokens_only: {users: [alice]}}\n", "access_tokens.tokens_only.users", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,5 +90,30 @@ func TestAccessTokensPolicy(t *testing.T) {
 	}
 	if !slices.Contains(c.Files(), rf) {
 		t.Errorf("Files() = %v lacks the revoked file, so editing it would not reload", c.Files())
+	}
+}
+
+func TestTokensOnlyRefuses(t *testing.T) {
+	o := &TokensOnly{Accounts: []string{"alice"}, Labels: []string{"kind=person"}, Authenticators: []string{"ldap"}}
+	tests := []struct {
+		name, account, backend string
+		labels                 authn.Labels
+		want                   bool
+	}{
+		{"named account", "alice", "static", nil, true},
+		{"label", "bob", "static", authn.Labels{"kind": {"bot", "person"}}, true},
+		{"label key with another value", "bob", "static", authn.Labels{"kind": {"ci"}}, false},
+		{"authenticator", "dave", "ldap", nil, true},
+		{"none", "bob", "htpasswd", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := o.Refuses(tc.account, tc.backend, tc.labels); got != tc.want {
+				t.Errorf("Refuses = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if (*TokensOnly)(nil).Refuses("alice", "static", nil) {
+		t.Error("no tokens_only section refuses")
 	}
 }

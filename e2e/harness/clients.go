@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,10 +47,10 @@ var (
 	// DockerLogin is the docker CLI's `docker login` with no engine to
 	// answer (the CLI logs in itself), then a push and pull with what it
 	// stored.
-	DockerLogin = MatrixClient{Name: "docker login", Run: func(t *testing.T, e *Env) { runDockerLogin(t, e, false) }}
+	DockerLogin = MatrixClient{Name: "docker login", Run: func(t *testing.T, e *Env) { e.DockerLogin(t, Alice, "alice/docker", false) }}
 	// DockerLoginEngine is `docker login` performed by the engine; skipped
 	// when no engine answers.
-	DockerLoginEngine = MatrixClient{Name: "docker login (engine)", Run: func(t *testing.T, e *Env) { runDockerLogin(t, e, true) }}
+	DockerLoginEngine = MatrixClient{Name: "docker login (engine)", Run: func(t *testing.T, e *Env) { e.DockerLogin(t, Alice, "alice/docker", true) }}
 )
 
 // MatrixClients are all the columns of the interop matrix.
@@ -160,7 +161,11 @@ func runSkopeo(t *testing.T, e *Env) {
 	e.requireTokenRequests(t, mark, "POST /auth", `grant_type=["refresh_token"]`, `client_id=["containers/image"]`)
 }
 
-func runDockerLogin(t *testing.T, e *Env, engine bool) {
+// DockerLogin runs `docker login` as who (by the CLI itself, or by the
+// engine when engine is set), checks that config.json keeps an identity
+// token and not who's password, and pushes and pulls repo with what it
+// stored, as a client reading config.json does.
+func (e *Env) DockerLogin(t *testing.T, who Cred, repo string, engine bool) {
 	bin := RequireTool(t, "docker")
 	dir := t.TempDir()
 	env := []string{"DOCKER_CONFIG=" + dir}
@@ -176,8 +181,8 @@ func runDockerLogin(t *testing.T, e *Env, engine bool) {
 		env = append(env, "DOCKER_HOST=unix://"+filepath.Join(dir, "no-engine.sock"))
 	}
 	mark := e.Gatehouse.exchanges.count()
-	RunTool(t, bin, env, Alice.Password+"\n", "login", e.Registry, "-u", Alice.User, "--password-stdin")
-	e.requireTokenRequests(t, mark, "GET /auth?", "offline_token=true", "client_id=docker", `[basic user="alice"]`, wantAgent)
+	RunTool(t, bin, env, who.Password+"\n", "login", e.Registry, "-u", who.User, "--password-stdin")
+	e.requireTokenRequests(t, mark, "GET /auth?", "offline_token=true", "client_id=docker", fmt.Sprintf(`[basic user=%q]`, who.User), wantAgent)
 
 	// config.json must hold an identity token and no password.
 	path := filepath.Join(dir, "config.json")
@@ -218,15 +223,15 @@ func runDockerLogin(t *testing.T, e *Env, engine bool) {
 			t.Errorf("config.json keeps a password for %s (auth field %q)", e.Registry, string(dec))
 		}
 	}
-	if strings.Contains(string(raw), Alice.Password) {
-		t.Errorf("config.json contains alice's password: %s", raw)
+	if strings.Contains(string(raw), who.Password) {
+		t.Errorf("config.json contains %s's password: %s", who.Describe(), raw)
 	}
 	if t.Failed() {
 		return
 	}
 	// What a client reading config.json (crane, ggcr's keychain) does next.
 	mark = e.Gatehouse.exchanges.count()
-	e.mustPushPull(t, authn.FromConfig(authn.AuthConfig{Username: user, IdentityToken: entry.IdentityToken}), "alice/docker", "ggcr with docker's config.json")
+	e.mustPushPull(t, authn.FromConfig(authn.AuthConfig{Username: user, IdentityToken: entry.IdentityToken}), repo, "ggcr with docker's config.json")
 	e.requireTokenRequests(t, mark, "POST /auth", `grant_type=["refresh_token"]`)
 }
 
