@@ -69,3 +69,12 @@ func TestAccessTokenDockerLogin(t *testing.T) {
 	raw := createToken(t, e, "--owner", "alice", "--name", "docker", "--scope", "repository:alice/docker:pull,push")
 	e.DockerLogin(t, harness.Cred{User: harness.Alice.User, Password: raw}, "alice/docker", false)
 }
+
+// TestAccessTokenDockerEngineLogin is the same login made by the Docker
+// engine (the engine asks for the token); it runs wherever an engine
+// answers, which scripts/test.sh arranges in CI.
+func TestAccessTokenDockerEngineLogin(t *testing.T) {
+	e := harness.NewEnv(t, newRegistry, harness.ECP256, harness.GatehouseOptions{ExtraSections: tokenSections})
+	raw := createToken(t, e, "--owner", "alice", "--name", "engine", "--scope", "repository:alice/docker:pull,push")
+	e.DockerLogin(t, harness.Cred{User: harness.Alice.User, Password: raw}, "alice/docker", true)
+}
