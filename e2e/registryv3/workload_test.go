@@ -2,8 +2,11 @@ package registryv3
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/gatehouse/gatehouse/e2e/harness"
 	"github.com/gatehouse/gatehouse/internal/oidctest"
@@ -93,4 +96,32 @@ func TestWorkloadIdentityDockerEngine(t *testing.T) {
 	e := newWorkloadEnv(t, is, aud)
 	job := harness.Cred{User: "ci", Password: is.Sign(t, oidctest.GitHubClaims(is.URL, aud, time.Now()))}
 	harness.DockerWorkloadEngine(t, e, job, "octo-org/octo-repo/engine")
+}
+
+// TestWorkloadIdentityContainerdPOST: containerd's authorizer (also
+// BuildKit's and, through the CRI, the kubelet's) POSTs grant_type=password
+// with the token as the password, scopes joined by spaces and
+// access_type=offline; Gatehouse answers 200 without a refresh token (so
+// containerd POSTs the token again for each new scope, the way it does for
+// a password) and the access token pushes and pulls. containerd's GET
+// fallback, Basic "user:token", is harness.DockerWorkloadLogin's and
+// TestWorkloadIdentityPushPull's request.
+func TestWorkloadIdentityContainerdPOST(t *testing.T) {
+	const aud, repo = "https://registry.example.com", "octo-org/octo-repo/containerd"
+	is := oidctest.New(t)
+	e := newWorkloadEnv(t, is, aud)
+	scope := "repository:" + repo + ":pull,push repository:octo-org/octo-repo/base:pull"
+	a := e.PostToken(t, url.Values{
+		"grant_type": {"password"}, "username": {"ci"}, "password": {is.Sign(t, oidctest.GitHubClaims(is.URL, aud, time.Now()))},
+		"service": {harness.Service}, "client_id": {"containerd-client"}, "access_type": {"offline"}, "scope": {scope},
+	}).RequireOK(t, "POST grant_type=password with the token")
+	if a.Scope != scope {
+		t.Errorf("scope = %q, want the granted %q", a.Scope, scope)
+	}
+	if a.RefreshToken != "" {
+		t.Errorf("a refresh token was issued for a workload identity: %s", a.Body)
+	}
+	tok := authn.FromConfig(authn.AuthConfig{RegistryToken: a.AccessToken})
+	d := e.MustPushWith(t, tok, repo, "containerd pushing with the token's access token")
+	e.MustPullDigestWith(t, tok, repo, d, "containerd pulling with the token's access token")
 }
