@@ -16,6 +16,8 @@ import (
 // keyed by (authenticator, account, HMAC-SHA256 of the password under a
 // random key made for this cache): the password itself is never kept, and
 // the key dies with the configuration (a reload starts a new cache).
+// An entry lives for ttl, or, when the account carries its own expiry
+// (authn.Account.Expires, a workload identity token's exp), until then.
 // Failed checks are never cached. Concurrent identical checks run once.
 type credCache struct {
 	ttl  time.Duration
@@ -156,8 +158,11 @@ func (c *credCache) do(k cacheKey, check func() (authn.Account, error)) (account
 			c.evict()
 		}
 		f.expires = c.now().Add(c.ttl)
-		if e := f.account.Expires; !e.IsZero() && e.Before(f.expires) {
-			f.expires = e // a credential that expires sooner is not vouched for past it
+		if e := f.account.Expires; !e.IsZero() {
+			// A credential with its own expiry (a workload identity
+			// token) is vouched for until then, not past it, whatever
+			// the ttl: a job pulling many layers verifies it once.
+			f.expires = e
 		}
 		c.entries[k] = cacheEntry{account: f.account, expires: f.expires}
 	}

@@ -247,3 +247,37 @@ func TestWorkloadCachedUntilExp(t *testing.T) {
 		t.Fatalf("past exp: status %d, log %s", r.status, e.log)
 	}
 }
+
+// TestWorkloadCachedPastTTL: a verified token stays in the credential
+// cache until its exp even when cache.ttl is shorter (a job pulling 50
+// layers over 10 minutes verifies once), while a password's entry still
+// ends at cache.ttl.
+func TestWorkloadCachedPastTTL(t *testing.T) {
+	e := newWLEnv(t, "cache: {ttl: 1m}")
+	tok := e.github(t, func(c map[string]any) { c["exp"] = e.clock().Add(10 * time.Minute).Unix() })
+	for i := range 5 {
+		q := wlScope + "&n=" + url.QueryEscape(fmt.Sprint(i)) // past the grant cache
+		if r := get(e.s, q, "ci", tok); r.status != 200 {
+			t.Fatalf("workload request %d: status %d", i, r.status)
+		}
+		if r := get(e.s, "service=registry&n="+fmt.Sprint(i), "alice", "alicepw"); r.status != 200 {
+			t.Fatalf("password request %d: status %d", i, r.status)
+		}
+		e.advance(2 * time.Minute) // past cache.ttl between requests
+	}
+	m := do(e.s, httptest.NewRequest(http.MethodGet, "/metrics", nil)).raw
+	// The token: one verification, four hits; alice: five checks.
+	for _, want := range []string{
+		`gatehouse_credential_cache_requests_total{result="hit"} 4`,
+		`gatehouse_credential_cache_requests_total{result="miss"} 6`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	e.advance(time.Minute) // 11 minutes: past exp (and its skew)
+	e.log.Reset()
+	if r := get(e.s, wlScope+"&n=late", "ci", tok); r.status != 401 || !strings.Contains(e.log.String(), "expired") {
+		t.Fatalf("past exp: status %d, log %s", r.status, e.log)
+	}
+}

@@ -78,7 +78,7 @@ type Account struct {
 	NoRefresh bool
 	// Expires is when the credential itself stops being valid (a workload
 	// identity token's exp); the credential cache forgets the success
-	// then at the latest. Zero for a credential that does not expire.
+	// then, whatever its ttl. Zero for a credential that does not expire.
 	Expires time.Time
 }
 

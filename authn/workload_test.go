@@ -282,3 +282,80 @@ func TestWorkloadStaticKeys(t *testing.T) {
 		t.Errorf("fetches = %d, want 0", n)
 	}
 }
+
+// TestWorkloadTokenWithoutKID: a token whose header names no kid is tried
+// against the issuer's key when the set holds one key only; against a set
+// of several it is refused before any signature check, so a kid-less
+// token never costs one verification per key.
+func TestWorkloadTokenWithoutKID(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rotate bool // the set holds two keys
+		signer func(is *oidctest.Issuer) oidctest.Key
+		why    string // "" when accepted
+	}{
+		{"single key, signed by it", false, func(is *oidctest.Issuer) oidctest.Key { return is.SigningKey() }, ""},
+		{"single key, signed by another", false, func(*oidctest.Issuer) oidctest.Key {
+			return oidctest.Key{Alg: jose.RS256, Private: mustRSA(t)}
+		}, "verification"},
+		{"two keys, signed by the current one", true, func(is *oidctest.Issuer) oidctest.Key { return is.SigningKey() }, "names no kid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, is, clock := newTestWorkload(t, nil)
+			if tc.rotate {
+				is.Rotate(t, jose.RS256)
+			}
+			k := tc.signer(is)
+			k.KID = ""
+			tok := oidctest.SignWith(t, k, oidctest.GitHubClaims(is.URL, testAudience, clock.Now()))
+			if h := strings.SplitN(tok, ".", 2)[0]; strings.Contains(string(mustB64(t, h)), "kid") {
+				t.Fatalf("the header names a kid: %s", mustB64(t, h))
+			}
+			_, err := w.Authenticate(context.Background(), "u", tok)
+			switch {
+			case tc.why == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.why != "" && (!errors.Is(err, ErrBadToken) || !strings.Contains(err.Error(), tc.why)):
+				t.Fatalf("err = %v, want ErrBadToken saying %q", err, tc.why)
+			}
+		})
+	}
+}
+
+// mustB64 decodes base64url without padding.
+func mustB64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWorkloadExpires: Account.Expires, how long the credential cache
+// keeps a verification, is the token's exp, or iat + max_age when that is
+// sooner, so a cached token is never vouched for past either bound.
+func TestWorkloadExpires(t *testing.T) {
+	w, is, clock := newTestWorkload(t, func(c *WorkloadIssuer) { c.MaxAge = time.Hour })
+	now := clock.Now().Truncate(time.Second)
+	for _, tc := range []struct {
+		name     string
+		iat, exp time.Time
+		want     time.Time
+	}{
+		{"exp first", now, now.Add(10 * time.Minute), now.Add(10 * time.Minute)},
+		{"max_age first", now.Add(-50 * time.Minute), now.Add(3 * time.Hour), now.Add(10 * time.Minute)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := oidctest.GitHubClaims(is.URL, testAudience, now)
+			c["iat"], c["nbf"], c["exp"] = tc.iat.Unix(), tc.iat.Unix(), tc.exp.Unix()
+			acct, err := w.Authenticate(context.Background(), "u", is.Sign(t, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !acct.Expires.Equal(tc.want) {
+				t.Errorf("Expires = %v, want %v", acct.Expires, tc.want)
+			}
+		})
+	}
+}

@@ -34,7 +34,8 @@ var workloadAlgorithms = []jose.SignatureAlgorithm{
 // it only JWT-shaped passwords whose iss it trusts (Trusts), so a token is
 // never tried as another backend's password and a password never reaches
 // it. Its accounts are NoRefresh: a workload's session lasts as long as
-// its token, which Account.Expires tells the credential cache.
+// its token: Account.Expires, its exp (or iat + max_age, if sooner), is
+// how long the credential cache keeps a verification.
 type Workload struct {
 	issuers map[string]*workloadIssuer
 	now     func() time.Time
@@ -155,7 +156,7 @@ func (w *Workload) Authenticate(ctx context.Context, user, token string) (Accoun
 	if err != nil {
 		return Account{}, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
-	exp, err := is.checkClaims(claims, w.now())
+	until, err := is.checkClaims(claims, w.now())
 	if err != nil {
 		return Account{}, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
@@ -167,7 +168,7 @@ func (w *Workload) Authenticate(ctx context.Context, user, token string) (Accoun
 	if err != nil {
 		return Account{}, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
-	return Account{Name: name, Labels: labels, NoRefresh: true, Expires: exp}, nil
+	return Account{Name: name, Labels: labels, NoRefresh: true, Expires: until}, nil
 }
 
 // verifyWith tries each key (one when the token names its kid).
@@ -199,7 +200,9 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 }
 
 // checkClaims checks iss, aud, exp, nbf, iat, the token's age and the
-// required claims at now; it returns exp.
+// required claims at now; it returns until when the token stays good: exp,
+// or iat + max_age when that comes first (the credential cache keeps the
+// verification until then, so it must not outlive either bound).
 func (is *workloadIssuer) checkClaims(claims map[string]any, now time.Time) (time.Time, error) {
 	skew := orDuration(is.cfg.ClockSkew, DefaultWorkloadClockSkew)
 	if iss, _ := claims["iss"].(string); iss != is.cfg.Issuer {
@@ -228,7 +231,8 @@ func (is *workloadIssuer) checkClaims(claims map[string]any, now time.Time) (tim
 	if now.Add(skew).Before(iat) {
 		return time.Time{}, fmt.Errorf("issued in the future (%s)", iat.UTC().Format(time.RFC3339))
 	}
-	if maxAge := orDuration(is.cfg.MaxAge, DefaultWorkloadMaxAge); now.Sub(iat) > maxAge+skew {
+	maxAge := orDuration(is.cfg.MaxAge, DefaultWorkloadMaxAge)
+	if now.Sub(iat) > maxAge+skew {
 		return time.Time{}, fmt.Errorf("issued %s ago, more than max_age %s", now.Sub(iat).Round(time.Second), maxAge)
 	}
 	for path, want := range is.cfg.RequiredClaims {
@@ -237,6 +241,9 @@ func (is *workloadIssuer) checkClaims(claims map[string]any, now time.Time) (tim
 		if !ok || !scalar || got != want {
 			return time.Time{}, fmt.Errorf("required claim %s is %v, not %q", path, v, want)
 		}
+	}
+	if old := iat.Add(maxAge); old.Before(exp) {
+		return old, nil
 	}
 	return exp, nil
 }

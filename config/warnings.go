@@ -1,6 +1,12 @@
 package config
 
-import "github.com/gatehouse/gatehouse/internal/cfgerr"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/authn"
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
 
 // Warnings returns what is valid but probably wrong in the configuration,
 // each naming its file, line and key as a Problem does. They do not stop
@@ -20,6 +26,18 @@ func (c *Config) Warnings() []Problem {
 			"any client can then pick the address the throttle counts and ip rules match; "+
 			"use -1 (the entry your proxy appends; the same entry for a header the proxy sets alone)",
 			"server", key)
+	}
+	for i, w := range c.Workload {
+		tmpl, key := w.Account, "account"
+		if tmpl == "" {
+			tmpl, key = authn.DefaultWorkloadAccount, "issuer" // account left at its default
+		}
+		if strings.HasPrefix(tmpl, "${") {
+			warn("account "+strconv.Quote(tmpl)+" starts with a claim: the issuer's tokens can then name any account, "+
+				"a password user's or another issuer's, and get its ACL rules; "+
+				"put literal text before the first placeholder, e.g. \"ci:"+tmpl+"\"",
+				"workload_identity", strconv.Itoa(i), key)
+		}
 	}
 	return out
 }

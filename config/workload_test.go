@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -62,5 +63,41 @@ func TestWorkloadIdentityAlone(t *testing.T) {
 		"workload_identity:\n  - issuer: https://gitlab.com\n    audience: https://registry.example.com\n"
 	if _, perr := parse(t, yml); perr != nil {
 		t.Fatalf("workload_identity as the only authenticator: %v", perr)
+	}
+}
+
+// TestWorkloadAccountWarning: an account template with no literal text
+// before its first placeholder (the default ${claims:sub} included) is
+// valid but warned about, at the account key (or the issuer, when account
+// is unset): its names can collide with password users'.
+func TestWorkloadAccountWarning(t *testing.T) {
+	const issuer = "workload_identity:\n  - issuer: https://gitlab.example.com\n    audience: r\n" // lines 17-19
+	tests := []struct {
+		name, account string
+		want          string // "line|key"; "" for no warning
+	}{
+		{"prefixed", "    account: \"ci:${claims:sub}\"\n", ""},
+		{"literal after the claim only", "    account: \"${claims:sub}@gitlab\"\n", "20|workload_identity[0].account"},
+		{"claim only", "    account: \"${claims:sub}\"\n", "20|workload_identity[0].account"},
+		{"default", "", "18|workload_identity[0].issuer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, perr := parse(t, base+issuer+tc.account)
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			var got []string
+			for _, p := range c.Warnings() {
+				if !strings.Contains(p.Msg, "literal text before the first placeholder") {
+					t.Errorf("unexpected warning %q", p)
+					continue
+				}
+				got = append(got, fmt.Sprintf("%d|%s", p.Line, p.Key))
+			}
+			if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
+				t.Fatalf("warnings %v, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -185,53 +185,22 @@ func (e *Env) DockerLogin(t *testing.T, who Cred, repo string, engine bool) {
 	e.requireTokenRequests(t, mark, "GET /auth?", "offline_token=true", "client_id=docker", fmt.Sprintf(`[basic user=%q]`, who.User), wantAgent)
 
 	// config.json must hold an identity token and no password.
-	path := filepath.Join(dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("docker login wrote no config.json: %v", err)
-	}
-	var cfg struct {
-		Auths map[string]struct {
-			Auth          string `json:"auth"`
-			IdentityToken string `json:"identitytoken"`
-		} `json:"auths"`
-		CredsStore  string            `json:"credsStore"`
-		CredHelpers map[string]string `json:"credHelpers"`
-	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatalf("config.json: %v: %s", err, raw)
-	}
-	if cfg.CredsStore != "" || len(cfg.CredHelpers) > 0 {
-		t.Fatalf("config.json names a credential helper, the credentials are not in the file: %s", raw)
-	}
-	entry, ok := cfg.Auths[e.Registry]
-	if !ok {
-		t.Fatalf("config.json has no entry for %s: %s", e.Registry, raw)
-	}
+	entry := readDockerAuth(t, dir, e.Registry)
 	if entry.IdentityToken == "" {
-		t.Errorf("config.json keeps no identitytoken for %s: %s", e.Registry, raw)
+		t.Errorf("config.json keeps no identitytoken for %s: %s", e.Registry, entry.Raw)
 	}
-	user := ""
-	if entry.Auth != "" {
-		dec, err := base64.StdEncoding.DecodeString(entry.Auth)
-		if err != nil {
-			t.Fatalf("config.json auth is not base64: %v", err)
-		}
-		var pass string
-		user, pass, _ = strings.Cut(string(dec), ":")
-		if pass != "" {
-			t.Errorf("config.json keeps a password for %s (auth field %q)", e.Registry, string(dec))
-		}
+	if entry.Password != "" {
+		t.Errorf("config.json keeps a password for %s: %s", e.Registry, entry.Raw)
 	}
-	if strings.Contains(string(raw), who.Password) {
-		t.Errorf("config.json contains %s's password: %s", who.Describe(), raw)
+	if strings.Contains(entry.Raw, who.Password) {
+		t.Errorf("config.json contains %s's password: %s", who.Describe(), entry.Raw)
 	}
 	if t.Failed() {
 		return
 	}
 	// What a client reading config.json (crane, ggcr's keychain) does next.
 	mark = e.Gatehouse.exchanges.count()
-	e.mustPushPull(t, authn.FromConfig(authn.AuthConfig{Username: user, IdentityToken: entry.IdentityToken}), repo, "ggcr with docker's config.json")
+	e.mustPushPull(t, authn.FromConfig(authn.AuthConfig{Username: entry.User, IdentityToken: entry.IdentityToken}), repo, "ggcr with docker's config.json")
 	e.requireTokenRequests(t, mark, "POST /auth", `grant_type=["refresh_token"]`)
 }
 

@@ -146,10 +146,13 @@ func (is *Issuer) Sign(t testing.TB, claims map[string]any) string {
 }
 
 // SignWith signs claims with k, its kid in the header as GitHub and
-// Kubernetes put it.
+// Kubernetes put it; a Key with no KID signs a header without kid.
 func SignWith(t testing.TB, k Key, claims map[string]any) string {
 	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), k.KID)
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if k.KID != "" {
+		opts = opts.WithHeader(jose.HeaderKey("kid"), k.KID)
+	}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: k.Private}, opts)
 	if err != nil {
 		t.Fatal(err)
