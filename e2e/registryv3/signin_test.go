@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -124,50 +122,4 @@ func TestSignInBrowser(t *testing.T) {
 	e.RequireRejectedByGatehouse(t, err, "a tampered sign-in credential")
 	_, err = e.Pull(t, harness.Cred{User: "someone@example.com", Password: cred}, "devs/app")
 	e.RequireRejectedByGatehouse(t, err, "the credential under another user name")
-}
-
-// TestSignInState: a callback without state, with a forged state, or with
-// a state not bound to the browser's cookie is a 400 errcode answer.
-func TestSignInState(t *testing.T) {
-	is := oidctest.New(t)
-	_, base := signInEnv(t, is)
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
-	resp, err := noRedirect.Get(base + "/oidc_auth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	state := loc.Query().Get("state")
-	if resp.StatusCode != http.StatusFound || state == "" || loc.Query().Get("code_challenge_method") != "S256" {
-		t.Fatalf("start: %d to %s, want 302 to the provider with a state and PKCE", resp.StatusCode, loc)
-	}
-	cookie := resp.Cookies()[0]
-	for _, tc := range []struct {
-		name   string
-		query  string
-		cookie bool
-	}{
-		{"missing state", "code=x", true},
-		{"forged state", "code=x&state=" + url.QueryEscape(state[:len(state)-2]+"AA"), true},
-		{"state without its cookie", "code=x&state=" + url.QueryEscape(state), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, base+"/oidc_auth?"+tc.query, nil)
-			if tc.cookie {
-				req.AddCookie(cookie)
-			}
-			resp, err := noRedirect.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var body strings.Builder
-			_, _ = fmt.Fprint(&body, resp.Header.Get("Content-Type"))
-			if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(body.String(), "application/json") {
-				t.Fatalf("%s: %d %s, want a 400 errcode answer", tc.name, resp.StatusCode, body.String())
-			}
-		})
-	}
 }

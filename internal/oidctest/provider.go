@@ -183,7 +183,6 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		user = u
-		a.Refreshes.Add(1)
 	default:
 		fail("unsupported_grant_type")
 		return
@@ -192,6 +191,9 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		fail("invalid_grant") // removed since
 		return
+	}
+	if r.PostForm.Get("grant_type") == "refresh_token" {
+		a.Refreshes.Add(1)
 	}
 	now := time.Now()
 	claims := map[string]any{"iss": a.is.URL, "sub": u.Name, "aud": id, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
