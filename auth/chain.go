@@ -342,6 +342,9 @@ func (c *chain) observe(backend string, start time.Time, err error) {
 // and its account looked up again; anything else goes through the
 // authenticator chain.
 func (st *state) identify(ctx context.Context, req *Request) (identity, *Error) {
+	if st.isSignIn(req) {
+		return st.identifySignIn(ctx, req)
+	}
 	if st.isGatehouseToken(req) {
 		return st.identifyAccessToken(ctx, req)
 	}

@@ -13,6 +13,7 @@ import (
 // ServeHTTP routes, under {path_prefix}:
 //
 //	/auth, /auth/token              the token endpoint (GET; POST for OAuth2)
+//	/oidc_auth                      browser sign-in (oidc_auth; signin.go); / redirects there
 //	/access_tokens                  self-service minting of access tokens (POST; mint.go)
 //	/.well-known/jwks.json          the signing keys as a JWKS (?key=current|next: one key, for zot)
 //	/.well-known/rootcertbundle.pem the signing certificates
@@ -38,6 +39,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch path {
 	case st.prefix + "/auth", st.prefix + "/auth/token":
+	case st.prefix + "/oidc_auth":
+		if st.signin == nil {
+			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
+			return
+		}
+		s.serveSignIn(w, r, st)
+		return
+	case st.prefix + "/", st.prefix:
+		if st.signin == nil || path == "" {
+			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
+			return
+		}
+		serveRoot(w, r, st)
+		return
 	case st.prefix + "/access_tokens":
 		s.serveMint(w, r, st)
 		return

@@ -64,6 +64,9 @@ type state struct {
 	// workload verifies workload identity tokens (workload.go); nil
 	// without workload_identity.
 	workload *authn.Workload
+	// signin is the oidc_auth browser flow (signin.go); nil without
+	// oidc_auth.
+	signin *signIn
 }
 
 // Option configures a Server.
@@ -215,6 +218,11 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		st.workload, err = authn.NewWorkload(cfg.Workload, authn.WithWorkloadClock(s.now))
 		if err != nil {
 			errs = append(errs, cfgerr.At(err, "workload_identity"))
+		}
+	}
+	if cfg.OIDCAuth != nil && signer != nil {
+		if st.signin, err = newSignIn(cfg, signer, s.now); err != nil {
+			errs = append(errs, cfgerr.At(err, "oidc_auth"))
 		}
 	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))

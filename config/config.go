@@ -51,6 +51,9 @@ type Config struct {
 	Throttle Throttle             `yaml:"throttle"`
 	// AccessTokens enables access tokens (nil: off).
 	AccessTokens *AccessTokens `yaml:"access_tokens"`
+	// OIDCAuth is docker_auth's browser sign-in (nil: off;
+	// docs/sign-in.md).
+	OIDCAuth *OIDCAuth `yaml:"oidc_auth"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.
@@ -125,7 +128,6 @@ func (s Server) Connections() int { return orInt(s.MaxConnections, DefaultMaxCon
 type unsupportedSections struct {
 	GoogleAuth  yaml.Node `yaml:"google_auth"`
 	GithubAuth  yaml.Node `yaml:"github_auth"`
-	OIDCAuth    yaml.Node `yaml:"oidc_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
@@ -135,7 +137,6 @@ type unsupportedSections struct {
 var unsupportedReason = map[string]string{
 	"google_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"github_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"oidc_auth":    "browser sign-in flows are not supported by Gatehouse",
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"plugin_authn": goPlugins + "; run the authenticator as a program with ext_auth instead (docs/ext.md)",
 	"plugin_authz": goPlugins + "; run the authorizer as a program with ext_authz instead (docs/ext.md)",

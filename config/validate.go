@@ -75,8 +75,13 @@ func (c *Config) validate() error {
 		add(errors.New("section is empty: give database_type and conn_string, or remove it"), "xorm_auth")
 	}
 	add(c.Workload.Validate(), "workload_identity")
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil && len(c.Workload) == 0 {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth, xorm_auth or workload_identity"), "users")
+	if c.OIDCAuth != nil {
+		add(c.OIDCAuth.validate(), "oidc_auth")
+	} else if c.has("oidc_auth") {
+		add(errors.New("section is empty: give issuer, redirect_url, client_id and client_secret, or remove it"), "oidc_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil && len(c.Workload) == 0 && c.OIDCAuth == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth, xorm_auth, workload_identity or oidc_auth"), "users")
 	}
 
 	if c.ACLMongo != nil {

@@ -39,5 +39,10 @@ func (c *Config) Warnings() []Problem {
 				"workload_identity", strconv.Itoa(i), key)
 		}
 	}
+	if c.OIDCAuth != nil {
+		for _, w := range c.OIDCAuth.warnings() {
+			warn(w[0], "oidc_auth", w[1])
+		}
+	}
 	return out
 }

@@ -44,6 +44,10 @@ apt_install skopeo
 # interop matrix; the tests give it a store and configuration of their own.
 apt_install podman
 
+# Chromium for the browser sign-in test (e2e/signin drives it headless with
+# chromedp).
+apt_install chromium
+
 # helm and oras for the interop matrix, at pinned versions: built with
 # `go install` into Go's bin directory, which the tests find first on PATH,
 # when missing or at another version. The first build takes minutes (helm

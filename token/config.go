@@ -208,6 +208,9 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 	if s.access, err = newAccessTokens(secret, c.Issuer, s.now); err != nil {
 		return nil, err
 	}
+	if s.signin, err = newSignIns(secret, c.Issuer, s.now); err != nil {
+		return nil, err
+	}
 	switch {
 	case generated && s.readOnly:
 		s.log.Warn("token: certificate and key do not exist; serving with this configuration would generate a self-signed development pair there (generate_if_missing); nothing was written",

@@ -117,6 +117,7 @@ type Signer struct {
 	published published  // JWKS and certificate bundle
 	refresh   *Refresher // nil when OAuth2 is off
 	access    *AccessTokens
+	signin    *SignIns
 
 	header      string // base64url(header JSON) + "."
 	claimsStart []byte // `{"iss":"…","sub":`

@@ -71,6 +71,10 @@ type GatehouseOptions struct {
 	// ExtraSections is top-level YAML appended to auth_config.yml, e.g. an
 	// ldap_auth section.
 	ExtraSections string
+	// Listener, when set, is where Gatehouse serves: a test that must
+	// write Gatehouse's own URL into its configuration (oidc_auth's
+	// redirect_url) listens first.
+	Listener net.Listener
 }
 
 // Gatehouse is a running Gatehouse token server.
@@ -114,7 +118,11 @@ func StartGatehouse(t testing.TB, dir string, o GatehouseOptions) *Gatehouse {
 	})
 
 	g.exchanges = &recorder{name: "gatehouse"}
-	g.Host = serve(t, g.exchanges.wrap(srv))
+	if o.Listener != nil {
+		g.Host = serveOn(t, o.Listener, g.exchanges.wrap(srv))
+	} else {
+		g.Host = serve(t, g.exchanges.wrap(srv))
+	}
 	g.Realm = "http://" + g.Host + "/auth"
 	return g
 }
@@ -198,6 +206,11 @@ func serve(t testing.TB, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, h)
+}
+
+// serveOn serves h on ln until the test ends and returns "localhost:PORT".
+func serveOn(t testing.TB, ln net.Listener, h http.Handler) string {
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })

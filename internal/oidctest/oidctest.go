@@ -1,7 +1,10 @@
 // Package oidctest serves a test OIDC issuer over HTTPS: a discovery
 // document and a JSON Web Key Set, with keys that can be rotated and an
 // outage that can be switched on, and signs ID tokens shaped like those of
-// GitHub Actions and Kubernetes.
+// GitHub Actions and Kubernetes. It is also a small OpenID Connect
+// authorization server (provider.go): a login form, the authorization-code
+// grant with PKCE and the refresh-token grant, for the browser sign-in
+// tests; Gatehouse's own, not dex, whose module would add a large build.
 package oidctest
 
 import (
@@ -35,6 +38,7 @@ type Issuer struct {
 	down    atomic.Bool
 	fetches atomic.Int64 // JWKS documents served
 	serial  int
+	auth    *authServer // the authorization server (provider.go)
 }
 
 // Key is a signing key of the issuer.
@@ -57,6 +61,8 @@ func New(t testing.TB) *Issuer {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer": is.URL, "jwks_uri": is.URL + "/.well-known/jwks",
+			"authorization_endpoint": is.URL + "/authorize", "token_endpoint": is.URL + "/token",
+			"code_challenge_methods_supported":      []string{"S256"},
 			"id_token_signing_alg_values_supported": []string{"RS256", "ES256"},
 			"response_types_supported":              []string{"id_token"},
 			"subject_types_supported":               []string{"public", "pairwise"},
@@ -71,6 +77,9 @@ func New(t testing.TB) *Issuer {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(is.JWKS())
 	})
+	is.auth = newAuthServer(is)
+	mux.HandleFunc("/authorize", is.auth.authorize)
+	mux.HandleFunc("/token", is.auth.token)
 	is.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(is.srv.Close)
 	is.URL = is.srv.URL

@@ -1,0 +1,303 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	_ "embed" // the sign-in page
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/token"
+)
+
+// signInCookie holds, between the redirect to the provider and the
+// callback, the nonce the state is bound to and the PKCE verifier.
+const (
+	signInCookie   = "gatehouse_signin"
+	signInStateTTL = 10 * time.Minute
+	signInBackend  = "oidc_auth"
+)
+
+//go:embed signin.html
+var signInHTML string
+
+var signInPage = template.Must(template.New("signin").Parse(signInHTML))
+
+// signIn is the oidc_auth browser flow (docs/sign-in.md) of one state.
+type signIn struct {
+	cfg    *config.OIDCAuth
+	creds  *token.SignIns
+	client *http.Client
+	oauth  oauth2.Config // Endpoint set once the provider is discovered
+	now    func() time.Time
+	secure bool // the redirect URL is https: the cookie is Secure
+
+	mu       sync.Mutex
+	provider *oidc.Provider // discovered on first use
+	verifier *oidc.IDTokenVerifier
+	checked  map[string]revalidation // by credential id
+}
+
+// revalidation is the cached result of asking the provider about a
+// credential: when, and the refresh token to use next time (a provider
+// may rotate it).
+type revalidation struct {
+	at      time.Time
+	refresh string
+	expires time.Time // the credential's own expiry: the entry is dropped then
+}
+
+// maxRevalidations bounds the revalidation cache; when full, expired
+// entries are dropped, and then everything.
+const maxRevalidations = 10000
+
+func newSignIn(cfg *config.Config, signer *token.Signer, now func() time.Time) (*signIn, error) {
+	o := cfg.OIDCAuth
+	secret, err := o.Secret()
+	if err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("oidc_auth: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("oidc_auth: ca_file %s holds no PEM certificate", o.CAFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	s := &signIn{
+		cfg: o, creds: signer.SignIns(), now: now,
+		client: &http.Client{Transport: transport, Timeout: o.Timeout()},
+		oauth: oauth2.Config{ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
+			Scopes: o.ScopeList()},
+		secure:  strings.HasPrefix(o.RedirectURL, "https://"),
+		checked: map[string]revalidation{},
+	}
+	return s, nil
+}
+
+// discover fetches the provider's discovery document once; a failure is
+// retried on the next request.
+func (s *signIn) discover(ctx context.Context) (*oidc.IDTokenVerifier, oauth2.Config, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.provider == nil {
+		p, err := oidc.NewProvider(oidc.ClientContext(ctx, s.client), s.cfg.Issuer)
+		if err != nil {
+			return nil, oauth2.Config{}, fmt.Errorf("oidc_auth: discovery at %s: %w", s.cfg.Issuer, err)
+		}
+		s.provider = p
+		s.verifier = p.Verifier(&oidc.Config{ClientID: s.cfg.ClientID, Now: s.now})
+		s.oauth.Endpoint = p.Endpoint()
+	}
+	return s.verifier, s.oauth, nil
+}
+
+func (s *signIn) ctx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, s.client)
+}
+
+// serveSignIn answers {prefix}/oidc_auth: without code and state it starts
+// the flow, with them it is the provider's callback.
+func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	q := r.URL.Query()
+	var e *Error
+	switch {
+	case q.Has("error"):
+		e = signInRefused(fmt.Sprintf("the identity provider refused the sign-in: %.200s", q.Get("error")), nil)
+	case q.Has("code") || q.Has("state"):
+		e = s.signInCallback(w, r, st)
+	default:
+		e = st.signin.start(w, r, st.prefix)
+	}
+	if e != nil {
+		s.logger.Warn("oidc_auth sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
+		writeError(w, e)
+	}
+}
+
+// signInRefused is a 400 with msg for the browser and err for the log.
+func signInRefused(msg string, err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: msg, Err: err}
+}
+
+// start redirects to the provider with a signed, short-lived state bound
+// to a cookie, an ID-token nonce and a PKCE challenge.
+func (s *signIn) start(w http.ResponseWriter, r *http.Request, prefix string) *Error {
+	_, oc, err := s.discover(r.Context())
+	if err != nil {
+		return unavailable(err)
+	}
+	n := make([]byte, 16)
+	_, _ = rand.Read(n)
+	nonce := base64.RawURLEncoding.EncodeToString(n)
+	verifier := oauth2.GenerateVerifier()
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: nonce + "." + verifier, Path: prefix + "/oidc_auth",
+		MaxAge: int(signInStateTTL / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	u := oc.AuthCodeURL(s.state(nonce), oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce), oauth2.AccessTypeOffline)
+	http.Redirect(w, r, u, http.StatusFound)
+	return nil
+}
+
+// state is nonce.expiry.mac: it expires and only this Gatehouse (or a
+// replica with the same secret) can make one.
+func (s *signIn) state(nonce string) string {
+	body := nonce + "." + strconv.FormatInt(s.now().Add(signInStateTTL).Unix(), 10)
+	return body + "." + base64.RawURLEncoding.EncodeToString(s.creds.StateMAC([]byte(body)))
+}
+
+// checkState verifies the state parameter against the cookie and returns
+// the nonce and the PKCE verifier.
+func (s *signIn) checkState(r *http.Request) (nonce, verifier string, e *Error) {
+	state := r.URL.Query().Get("state")
+	if state == "" {
+		return "", "", signInRefused("sign-in state is missing: start again at /oidc_auth", errors.New("oidc_auth: callback without state"))
+	}
+	parts := strings.Split(state, ".")
+	if len(parts) != 3 {
+		return "", "", signInRefused("sign-in state is invalid: start again", errors.New("oidc_auth: malformed state"))
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || !hmac.Equal(mac, s.creds.StateMAC([]byte(parts[0]+"."+parts[1]))) {
+		return "", "", signInRefused("sign-in state is invalid: start again", errors.New("oidc_auth: state signature does not verify"))
+	}
+	if exp, err := strconv.ParseInt(parts[1], 10, 64); err != nil || s.now().Unix() > exp {
+		return "", "", signInRefused("sign-in took too long: start again", errors.New("oidc_auth: state expired"))
+	}
+	c, err := r.Cookie(signInCookie)
+	if err != nil {
+		return "", "", signInRefused("sign-in state does not match this browser: start again", errors.New("oidc_auth: no state cookie"))
+	}
+	cn, verifier, ok := strings.Cut(c.Value, ".")
+	if !ok || !hmac.Equal([]byte(cn), []byte(parts[0])) {
+		return "", "", signInRefused("sign-in state does not match this browser: start again", errors.New("oidc_auth: state not bound to this cookie"))
+	}
+	return parts[0], verifier, nil
+}
+
+// signInCallback exchanges the code, verifies the ID token and renders the
+// page with a credential.
+func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *state) *Error {
+	si := st.signin
+	nonce, pkce, e := si.checkState(r)
+	if e != nil {
+		return e
+	}
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: st.prefix + "/oidc_auth", MaxAge: -1, HttpOnly: true, Secure: si.secure})
+	code := r.URL.Query().Get("code")
+	if code == "" {
+		return signInRefused("the identity provider sent no code", errors.New("oidc_auth: callback without code"))
+	}
+	verifier, oc, err := si.discover(r.Context())
+	if err != nil {
+		return unavailable(err)
+	}
+	ctx := si.ctx(r.Context())
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(pkce))
+	if err != nil {
+		return signInRefused("the identity provider did not accept the sign-in code: start again", fmt.Errorf("oidc_auth: code exchange: %w", err))
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := verifier.Verify(ctx, raw)
+	if err != nil {
+		return signInRefused("the identity provider's ID token does not verify", fmt.Errorf("oidc_auth: %w", err))
+	}
+	if idt.Nonce != nonce {
+		return signInRefused("the identity provider's ID token is not for this sign-in", errors.New("oidc_auth: ID token nonce mismatch"))
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return signInRefused("the identity provider's ID token is malformed", fmt.Errorf("oidc_auth: claims: %w", err))
+	}
+	account, _ := claims[si.cfg.Claim()].(string)
+	if account == "" {
+		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: "the identity provider gave no " + si.cfg.Claim() + " claim for this account",
+			Err: fmt.Errorf("oidc_auth: subject %s: no string claim %q", idt.Subject, si.cfg.Claim())}
+	}
+	labels := claimLabels(claims, si.cfg.Labels())
+	cred, _, err := si.creds.Mint(token.SignInClaims{Account: account, Provider: signInBackend, Subject: idt.Subject,
+		Labels: labels, RefreshToken: tok.RefreshToken}, si.cfg.TTL())
+	if err != nil {
+		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+	}
+	s.logger.Info("oidc_auth sign-in", "account", account, "subject", idt.Subject, "refresh_token", tok.RefreshToken != "")
+	registry := si.cfg.RegistryURL
+	if registry == "" {
+		registry = "REGISTRY"
+	}
+	var names []string
+	for k := range labels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	type label struct{ Name, Values string }
+	var ls []label
+	for _, k := range names {
+		ls = append(ls, label{k, strings.Join(labels[k], ", ")})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("X-Frame-Options", "DENY")
+	_ = signInPage.Execute(w, map[string]any{
+		"Account": account, "Labels": ls, "Credential": cred, "Registry": registry,
+		"Expires": si.now().Add(si.cfg.TTL()).UTC().Format(time.RFC1123),
+		"Again":   st.prefix + "/oidc_auth",
+	})
+	return nil
+}
+
+// claimLabels maps each named claim (a string or a list of strings) to a
+// label of the same name.
+func claimLabels(claims map[string]any, names []string) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range names {
+		switch v := claims[n].(type) {
+		case string:
+			out[n] = []string{v}
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					out[n] = append(out[n], s)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// serveRoot redirects {prefix}/ to the configured browser flow, as
+// docker_auth does.
+func serveRoot(w http.ResponseWriter, r *http.Request, st *state) {
+	http.Redirect(w, r, (&url.URL{Path: st.prefix + "/oidc_auth"}).String(), http.StatusFound)
+}
