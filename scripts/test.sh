@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # apt_install PKG... installs the Debian packages that are not installed yet.
+# The package lists are updated once per run, before the first install.
+APT_UPDATED=""
 apt_install() {
 	local missing=()
 	for p in "$@"; do
@@ -16,7 +18,10 @@ apt_install() {
 	echo "installing: ${missing[*]}"
 	local sudo=""
 	[ "$(id -u)" -ne 0 ] && sudo="sudo"
-	$sudo apt-get update -qq
+	if [ -z "$APT_UPDATED" ]; then
+		$sudo apt-get update -qq
+		APT_UPDATED=1
+	fi
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
