@@ -83,7 +83,7 @@ func newSignIn(cfg *config.Config, signer *token.Signer, now func() time.Time) (
 	s := &signIn{
 		signInBase: signInBase{creds: signer.SignIns(), now: now, secure: strings.HasPrefix(o.RedirectURL, "https://")},
 		cfg:        o,
-		client: &http.Client{Transport: transport, Timeout: o.Timeout()},
+		client:     &http.Client{Transport: transport, Timeout: o.Timeout()},
 		oauth: oauth2.Config{ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
 			Scopes: o.ScopeList()},
 		checked: map[string]revalidation{},

@@ -75,4 +75,3 @@ func (s *signInBase) checkState(r *http.Request) (nonce, verifier string, e *Err
 	}
 	return parts[0], verifier, nil
 }
-
