@@ -150,7 +150,7 @@ func (s *signIn) start(w http.ResponseWriter, r *http.Request, prefix string) *E
 		return unavailable(err)
 	}
 	nonce, verifier := newNonce(), oauth2.GenerateVerifier()
-	s.setCookie(w, prefix+"/oidc_auth", nonce, verifier)
+	s.setCookie(w, r, prefix+"/oidc_auth", nonce, verifier)
 	u := oc.AuthCodeURL(s.state(nonce), oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce), oauth2.AccessTypeOffline)
 	http.Redirect(w, r, u, http.StatusFound)
 	return nil
@@ -164,7 +164,7 @@ func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *stat
 	if e != nil {
 		return e
 	}
-	si.clearCookie(w, st.prefix+"/oidc_auth")
+	si.clearCookie(w, r, st.prefix+"/oidc_auth")
 	code := r.URL.Query().Get("code")
 	if code == "" {
 		return signInRefused("the identity provider sent no code", errors.New("oidc_auth: callback without code"))
@@ -264,8 +264,12 @@ func claimLabels(claims map[string]any, names []string) map[string][]string {
 	return out
 }
 
-// serveRoot redirects {prefix}/ to the configured browser flow, as
-// docker_auth does.
+// serveRoot redirects {prefix}/ to the configured browser flow, in
+// docker_auth's order (github_auth, then oidc_auth).
 func serveRoot(w http.ResponseWriter, r *http.Request, st *state) {
-	http.Redirect(w, r, (&url.URL{Path: st.prefix + "/oidc_auth"}).String(), http.StatusFound)
+	flow := "/oidc_auth"
+	if st.github != nil {
+		flow = "/github_auth"
+	}
+	http.Redirect(w, r, (&url.URL{Path: st.prefix + flow}).String(), http.StatusFound)
 }

@@ -29,15 +29,16 @@ func newNonce() string {
 }
 
 // setCookie binds the flow started now to this browser: the nonce the
-// state carries and the PKCE verifier, HttpOnly and SameSite=Lax, on path.
-func (s *signInBase) setCookie(w http.ResponseWriter, path, nonce, verifier string) {
+// state carries and the PKCE verifier, HttpOnly and SameSite=Lax, on path;
+// Secure when the callback URL is https or the request came over TLS.
+func (s *signInBase) setCookie(w http.ResponseWriter, r *http.Request, path, nonce, verifier string) {
 	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: nonce + "." + verifier, Path: path,
-		MaxAge: int(signInStateTTL / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+		MaxAge: int(signInStateTTL / time.Second), HttpOnly: true, Secure: s.secure || r.TLS != nil, SameSite: http.SameSiteLaxMode})
 }
 
 // clearCookie drops the flow's cookie once the callback has used it.
-func (s *signInBase) clearCookie(w http.ResponseWriter, path string) {
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: path, MaxAge: -1, HttpOnly: true, Secure: s.secure})
+func (s *signInBase) clearCookie(w http.ResponseWriter, r *http.Request, path string) {
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: path, MaxAge: -1, HttpOnly: true, Secure: s.secure || r.TLS != nil})
 }
 
 // state is nonce.expiry.mac: it expires and only this Gatehouse (or a
