@@ -67,6 +67,9 @@ type state struct {
 	// signin is the oidc_auth browser flow (signin.go); nil without
 	// oidc_auth.
 	signin *signIn
+	// github is the github_auth browser flow (signin_github.go); nil
+	// without github_auth.
+	github *githubSignIn
 }
 
 // Option configures a Server.
@@ -223,6 +226,11 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	if cfg.OIDCAuth != nil && signer != nil {
 		if st.signin, err = newSignIn(cfg, signer, s.now); err != nil {
 			errs = append(errs, cfgerr.At(err, "oidc_auth"))
+		}
+	}
+	if cfg.GithubAuth != nil && signer != nil {
+		if st.github, err = newGithubSignIn(cfg.GithubAuth, signer, s.now); err != nil {
+			errs = append(errs, cfgerr.At(err, "github_auth"))
 		}
 	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))

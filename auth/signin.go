@@ -2,12 +2,9 @@ package auth
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	_ "embed" // the sign-in page
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -15,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,12 +38,10 @@ var signInPage = template.Must(template.New("signin").Parse(signInHTML))
 
 // signIn is the oidc_auth browser flow (docs/sign-in.md) of one state.
 type signIn struct {
+	signInBase
 	cfg    *config.OIDCAuth
-	creds  *token.SignIns
 	client *http.Client
 	oauth  oauth2.Config // Endpoint set once the provider is discovered
-	now    func() time.Time
-	secure bool // the redirect URL is https: the cookie is Secure
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use
@@ -87,11 +81,11 @@ func newSignIn(cfg *config.Config, signer *token.Signer, now func() time.Time) (
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	s := &signIn{
-		cfg: o, creds: signer.SignIns(), now: now,
-		client: &http.Client{Transport: transport, Timeout: o.Timeout()},
+		signInBase: signInBase{creds: signer.SignIns(), now: now, secure: strings.HasPrefix(o.RedirectURL, "https://")},
+		cfg:        o,
+		client:     &http.Client{Transport: transport, Timeout: o.Timeout()},
 		oauth: oauth2.Config{ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
 			Scopes: o.ScopeList()},
-		secure:  strings.HasPrefix(o.RedirectURL, "https://"),
 		checked: map[string]revalidation{},
 	}
 	return s, nil
@@ -155,51 +149,11 @@ func (s *signIn) start(w http.ResponseWriter, r *http.Request, prefix string) *E
 	if err != nil {
 		return unavailable(err)
 	}
-	n := make([]byte, 16)
-	_, _ = rand.Read(n)
-	nonce := base64.RawURLEncoding.EncodeToString(n)
-	verifier := oauth2.GenerateVerifier()
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: nonce + "." + verifier, Path: prefix + "/oidc_auth",
-		MaxAge: int(signInStateTTL / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	nonce, verifier := newNonce(), oauth2.GenerateVerifier()
+	s.setCookie(w, r, prefix+"/oidc_auth", nonce, verifier)
 	u := oc.AuthCodeURL(s.state(nonce), oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce), oauth2.AccessTypeOffline)
 	http.Redirect(w, r, u, http.StatusFound)
 	return nil
-}
-
-// state is nonce.expiry.mac: it expires and only this Gatehouse (or a
-// replica with the same secret) can make one.
-func (s *signIn) state(nonce string) string {
-	body := nonce + "." + strconv.FormatInt(s.now().Add(signInStateTTL).Unix(), 10)
-	return body + "." + base64.RawURLEncoding.EncodeToString(s.creds.StateMAC([]byte(body)))
-}
-
-// checkState verifies the state parameter against the cookie and returns
-// the nonce and the PKCE verifier.
-func (s *signIn) checkState(r *http.Request) (nonce, verifier string, e *Error) {
-	state := r.URL.Query().Get("state")
-	if state == "" {
-		return "", "", signInRefused("sign-in state is missing: start again at /oidc_auth", errors.New("oidc_auth: callback without state"))
-	}
-	parts := strings.Split(state, ".")
-	if len(parts) != 3 {
-		return "", "", signInRefused("sign-in state is invalid: start again", errors.New("oidc_auth: malformed state"))
-	}
-	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(mac, s.creds.StateMAC([]byte(parts[0]+"."+parts[1]))) {
-		return "", "", signInRefused("sign-in state is invalid: start again", errors.New("oidc_auth: state signature does not verify"))
-	}
-	if exp, err := strconv.ParseInt(parts[1], 10, 64); err != nil || s.now().Unix() > exp {
-		return "", "", signInRefused("sign-in took too long: start again", errors.New("oidc_auth: state expired"))
-	}
-	c, err := r.Cookie(signInCookie)
-	if err != nil {
-		return "", "", signInRefused("sign-in state does not match this browser: start again", errors.New("oidc_auth: no state cookie"))
-	}
-	cn, verifier, ok := strings.Cut(c.Value, ".")
-	if !ok || !hmac.Equal([]byte(cn), []byte(parts[0])) {
-		return "", "", signInRefused("sign-in state does not match this browser: start again", errors.New("oidc_auth: state not bound to this cookie"))
-	}
-	return parts[0], verifier, nil
 }
 
 // signInCallback exchanges the code, verifies the ID token and renders the
@@ -210,7 +164,7 @@ func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *stat
 	if e != nil {
 		return e
 	}
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Path: st.prefix + "/oidc_auth", MaxAge: -1, HttpOnly: true, Secure: si.secure})
+	si.clearCookie(w, r, st.prefix+"/oidc_auth")
 	code := r.URL.Query().Get("code")
 	if code == "" {
 		return signInRefused("the identity provider sent no code", errors.New("oidc_auth: callback without code"))
@@ -248,30 +202,44 @@ func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *stat
 		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
 	s.logger.Info("oidc_auth sign-in", "account", account, "subject", idt.Subject, "refresh_token", tok.RefreshToken != "")
-	registry := si.cfg.RegistryURL
+	renderSignIn(w, signInView{account: account, labels: labels, credential: cred, registry: si.cfg.RegistryURL,
+		expires: si.now().Add(si.cfg.TTL()), again: st.prefix + "/oidc_auth"})
+	return nil
+}
+
+// signInView is what the sign-in page shows.
+type signInView struct {
+	account, credential, registry, again string
+	labels                               map[string][]string
+	expires                              time.Time
+}
+
+// renderSignIn writes the page with the credential and the docker login
+// line, with headers that keep it out of frames, caches and referrers.
+func renderSignIn(w http.ResponseWriter, v signInView) {
+	registry := v.registry
 	if registry == "" {
 		registry = "REGISTRY"
 	}
 	var names []string
-	for k := range labels {
+	for k := range v.labels {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	type label struct{ Name, Values string }
 	var ls []label
 	for _, k := range names {
-		ls = append(ls, label{k, strings.Join(labels[k], ", ")})
+		ls = append(ls, label{k, strings.Join(v.labels[k], ", ")})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("X-Frame-Options", "DENY")
 	_ = signInPage.Execute(w, map[string]any{
-		"Account": account, "Labels": ls, "Credential": cred, "Registry": registry,
-		"Expires": si.now().Add(si.cfg.TTL()).UTC().Format(time.RFC1123),
-		"Again":   st.prefix + "/oidc_auth",
+		"Account": v.account, "Labels": ls, "Credential": v.credential, "Registry": registry,
+		"Expires": v.expires.UTC().Format(time.RFC1123),
+		"Again":   v.again,
 	})
-	return nil
 }
 
 // claimLabels maps each named claim (a string or a list of strings) to a
@@ -296,8 +264,12 @@ func claimLabels(claims map[string]any, names []string) map[string][]string {
 	return out
 }
 
-// serveRoot redirects {prefix}/ to the configured browser flow, as
-// docker_auth does.
+// serveRoot redirects {prefix}/ to the configured browser flow, in
+// docker_auth's order (github_auth, then oidc_auth).
 func serveRoot(w http.ResponseWriter, r *http.Request, st *state) {
-	http.Redirect(w, r, (&url.URL{Path: st.prefix + "/oidc_auth"}).String(), http.StatusFound)
+	flow := "/oidc_auth"
+	if st.github != nil {
+		flow = "/github_auth"
+	}
+	http.Redirect(w, r, (&url.URL{Path: st.prefix + flow}).String(), http.StatusFound)
 }

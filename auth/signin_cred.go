@@ -14,13 +14,13 @@ import (
 
 // msgBadSignIn is the 401 message for a sign-in credential that does not
 // verify or whose account the provider no longer vouches for.
-const msgBadSignIn = "invalid or expired sign-in credential: sign in again at /oidc_auth"
+const msgBadSignIn = "invalid or expired sign-in credential: sign in again"
 
 // isSignIn reports whether the password is shaped like a sign-in
 // credential (its header type, unverified); such a password goes to
 // identifySignIn and is never compared with a stored password.
 func (st *state) isSignIn(req *Request) bool {
-	if st.signin == nil || !req.HasCredentials || req.Grant != GrantPassword {
+	if st.signIns() == nil || !req.HasCredentials || req.Grant != GrantPassword {
 		return false
 	}
 	typ, _, ok := token.PeekJWT(req.Password)
@@ -31,8 +31,7 @@ func (st *state) isSignIn(req *Request) bool {
 // revalidates the account with the provider when revalidate_after has
 // passed since it was last vouched for.
 func (st *state) identifySignIn(ctx context.Context, req *Request) (identity, *Error) {
-	si := st.signin
-	c, err := si.creds.Verify(req.Password)
+	c, err := st.signIns().Verify(req.Password)
 	if err != nil {
 		return identity{}, st.chain.unauthorized(msgBadSignIn, err)
 	}
@@ -40,14 +39,35 @@ func (st *state) identifySignIn(ctx context.Context, req *Request) (identity, *E
 		return identity{}, st.chain.unauthorized(msgBadSignIn,
 			fmt.Errorf("oidc_auth: user name %q is not the credential's account %q (log in with -u %s)", req.Account, c.Account, c.Account))
 	}
-	if err := si.revalidate(ctx, c); err != nil {
+	var err2 error
+	switch {
+	case c.Provider == githubBackend && st.github != nil:
+		err2 = st.github.revalidate(ctx, c)
+	case c.Provider == signInBackend && st.signin != nil:
+		err2 = st.signin.revalidate(ctx, c)
+	default:
+		err2 = fmt.Errorf("signin: credential from %s, which is not configured", c.Provider)
+	}
+	if err := err2; err != nil {
 		if errors.Is(err, errProviderDown) {
 			return identity{}, unavailable(err)
 		}
 		return identity{}, st.chain.unauthorized(msgBadSignIn, err)
 	}
-	return identity{Account: c.Account, Labels: authn.Labels(c.Labels), Backend: signInBackend,
+	return identity{Account: c.Account, Labels: authn.Labels(c.Labels), Backend: c.Provider,
 		Credential: "signin:" + c.ID, noRefresh: true}, nil
+}
+
+// signIns returns the sign-in credentials of whichever browser flow is
+// configured (they share the signer's keys), or nil.
+func (st *state) signIns() *token.SignIns {
+	switch {
+	case st.signin != nil:
+		return st.signin.creds
+	case st.github != nil:
+		return st.github.creds
+	}
+	return nil
 }
 
 // errProviderDown marks a revalidation that got no answer.
@@ -99,16 +119,22 @@ func (s *signIn) revalidate(ctx context.Context, c *token.SignInClaims) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.checked) >= maxRevalidations {
-		for id, r := range s.checked {
-			if now.After(r.expires) {
-				delete(s.checked, id)
+	remember(s.checked, c.ID, next, now)
+	return nil
+}
+
+// remember stores r under id; when the cache is full, expired entries are
+// dropped first, and then everything. The caller holds the lock.
+func remember(m map[string]revalidation, id string, r revalidation, now time.Time) {
+	if len(m) >= maxRevalidations {
+		for k, v := range m {
+			if now.After(v.expires) {
+				delete(m, k)
 			}
 		}
-		if len(s.checked) >= maxRevalidations {
-			clear(s.checked)
+		if len(m) >= maxRevalidations {
+			clear(m)
 		}
 	}
-	s.checked[c.ID] = next
-	return nil
+	m[id] = r
 }

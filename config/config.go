@@ -54,6 +54,9 @@ type Config struct {
 	// OIDCAuth is docker_auth's browser sign-in (nil: off;
 	// docs/sign-in.md).
 	OIDCAuth *OIDCAuth `yaml:"oidc_auth"`
+	// GithubAuth is docker_auth's GitHub browser sign-in (nil: off;
+	// docs/sign-in.md).
+	GithubAuth *GithubAuth `yaml:"github_auth"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.
@@ -127,7 +130,6 @@ func (s Server) Connections() int { return orInt(s.MaxConnections, DefaultMaxCon
 
 type unsupportedSections struct {
 	GoogleAuth  yaml.Node `yaml:"google_auth"`
-	GithubAuth  yaml.Node `yaml:"github_auth"`
 	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
@@ -136,7 +138,6 @@ type unsupportedSections struct {
 // unsupportedReason explains, per docker_auth section, why Load rejects it.
 var unsupportedReason = map[string]string{
 	"google_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"github_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"plugin_authn": goPlugins + "; run the authenticator as a program with ext_auth instead (docs/ext.md)",
 	"plugin_authz": goPlugins + "; run the authorizer as a program with ext_authz instead (docs/ext.md)",

@@ -167,13 +167,6 @@ func (o *OIDCAuth) warnings() [][2]string {
 	if len(o.LabelClaims) > 0 {
 		out = append(out, [2]string{"label_claims is deprecated (docker_auth's reference.yml spelling; its code reads labels_claims): write labels_claims", "label_claims"})
 	}
-	for _, k := range []struct {
-		key string
-		n   *yaml.Node
-	}{{"level_token_db", &o.LevelTokenDB}, {"redis_token_db", &o.RedisTokenDB}, {"gcs_token_db", &o.GCSTokenDB}} {
-		if !k.n.IsZero() {
-			out = append(out, [2]string{k.key + " is ignored: Gatehouse's sign-in credentials are stateless and need no token database", k.key})
-		}
-	}
+	out = append(out, tokenDBWarnings(&o.LevelTokenDB, &o.RedisTokenDB, &o.GCSTokenDB)...)
 	return out
 }

@@ -44,5 +44,10 @@ func (c *Config) Warnings() []Problem {
 			warn(w[0], "oidc_auth", w[1])
 		}
 	}
+	if c.GithubAuth != nil {
+		for _, w := range c.GithubAuth.warnings() {
+			warn(w[0], "github_auth", w[1])
+		}
+	}
 	return out
 }

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// GithubAuth is the `github_auth:` section, docker_auth's browser sign-in
+// with GitHub (docs/sign-in.md). A person opens {path_prefix}/github_auth,
+// authorizes the OAuth app at GitHub and gets a page with a docker login
+// line whose password is a Gatehouse-signed credential carrying GitHub's
+// access token sealed; no token database is needed.
+//
+//	github_auth:
+//	  organization: acme          # only members of this organization (optional)
+//	  client_id: Iv1.0123456789
+//	  client_secret_file: /etc/gatehouse/github-secret  # or client_secret
+//	  http_timeout: 10s           # calls to GitHub; default 10s
+//	  revalidate_after: 1h        # ask GitHub again after this; default 1h
+//	  github_web_uri: https://github.com       # GitHub Enterprise: https://ghe.example.com
+//	  github_api_uri: https://api.github.com   # GitHub Enterprise: https://ghe.example.com/api/v3
+//	  registry_url: registry.example.com       # shown in the docker login line
+//	  credential_ttl: 720h        # Gatehouse's own: the credential's lifetime; default 30 days
+//
+// The OAuth app's callback URL must be this server's /github_auth.
+// docker_auth's level_token_db, redis_token_db and gcs_token_db are
+// accepted and ignored with a warning.
+type GithubAuth struct {
+	Organization     string    `yaml:"organization"`
+	ClientID         string    `yaml:"client_id"`
+	ClientSecret     string    `yaml:"client_secret"`
+	ClientSecretFile string    `yaml:"client_secret_file"`
+	HTTPTimeout      Duration  `yaml:"http_timeout"`
+	RevalidateAfter  Duration  `yaml:"revalidate_after"`
+	GithubWebURI     string    `yaml:"github_web_uri"`
+	GithubAPIURI     string    `yaml:"github_api_uri"`
+	RegistryURL      string    `yaml:"registry_url"`
+	CredentialTTL    Duration  `yaml:"credential_ttl"`
+	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
+	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
+	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
+}
+
+// Timeout returns http_timeout or its default.
+func (g *GithubAuth) Timeout() time.Duration { return g.HTTPTimeout.Or(DefaultOIDCHTTPTimeout) }
+
+// Revalidate returns revalidate_after or its default.
+func (g *GithubAuth) Revalidate() time.Duration {
+	return g.RevalidateAfter.Or(DefaultOIDCRevalidateAfter)
+}
+
+// TTL returns credential_ttl or its default.
+func (g *GithubAuth) TTL() time.Duration { return g.CredentialTTL.Or(DefaultOIDCCredentialTTL) }
+
+// WebURI returns github_web_uri (without a trailing slash) or
+// https://github.com.
+func (g *GithubAuth) WebURI() string {
+	if g.GithubWebURI == "" {
+		return "https://github.com"
+	}
+	return strings.TrimRight(g.GithubWebURI, "/")
+}
+
+// APIURI returns github_api_uri (without a trailing slash) or
+// https://api.github.com.
+func (g *GithubAuth) APIURI() string {
+	if g.GithubAPIURI == "" {
+		return "https://api.github.com"
+	}
+	return strings.TrimRight(g.GithubAPIURI, "/")
+}
+
+// Secret returns client_secret, or the trimmed content of
+// client_secret_file.
+func (g *GithubAuth) Secret() (string, error) {
+	if g.ClientSecretFile == "" {
+		return g.ClientSecret, nil
+	}
+	b, err := os.ReadFile(g.ClientSecretFile)
+	if err != nil {
+		return "", cfgerr.At(fmt.Errorf("github_auth: reading client secret: %w", err), "client_secret_file")
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Files lists client_secret_file, so a change triggers a reload.
+func (g *GithubAuth) Files() []string { return []string{g.ClientSecretFile} }
+
+// validate checks the section without reading client_secret_file.
+func (g *GithubAuth) validate() error {
+	var errs []error
+	add := func(key, format string, a ...any) {
+		errs = append(errs, cfgerr.At(fmt.Errorf(format, a...), key))
+	}
+	if g.ClientID == "" {
+		add("client_id", "client_id is required")
+	}
+	switch {
+	case g.ClientSecret == "" && g.ClientSecretFile == "":
+		add("client_secret", "client_secret or client_secret_file is required")
+	case g.ClientSecret != "" && g.ClientSecretFile != "":
+		add("client_secret_file", "give client_secret or client_secret_file, not both")
+	}
+	for _, k := range []struct{ key, v string }{{"github_web_uri", g.GithubWebURI}, {"github_api_uri", g.GithubAPIURI}} {
+		if k.v == "" {
+			continue
+		}
+		if u, err := url.Parse(k.v); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			add(k.key, "%s must be an absolute http(s) URL, got %q", k.key, k.v)
+		}
+	}
+	if v := g.Revalidate(); v < time.Minute {
+		add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
+	}
+	if v := g.TTL(); v < time.Hour {
+		add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
+	}
+	if v := g.Timeout(); v <= 0 {
+		add("http_timeout", "http_timeout must be positive, got %s", v)
+	}
+	return errors.Join(errs...)
+}
+
+// tokenDBWarnings lists the token-DB sub-sections that are set, as
+// (message, key) pairs.
+func tokenDBWarnings(level, redis, gcs *yaml.Node) [][2]string {
+	var out [][2]string
+	for _, k := range []struct {
+		key string
+		n   *yaml.Node
+	}{{"level_token_db", level}, {"redis_token_db", redis}, {"gcs_token_db", gcs}} {
+		if !k.n.IsZero() {
+			out = append(out, [2]string{k.key + " is ignored: Gatehouse's sign-in credentials are stateless and need no token database", k.key})
+		}
+	}
+	return out
+}
+
+// warnings lists what github_auth accepts but ignores.
+func (g *GithubAuth) warnings() [][2]string {
+	return tokenDBWarnings(&g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
+}
