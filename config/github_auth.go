@@ -44,6 +44,7 @@ type GithubAuth struct {
 	GithubAPIURI     string    `yaml:"github_api_uri"`
 	RegistryURL      string    `yaml:"registry_url"`
 	CredentialTTL    Duration  `yaml:"credential_ttl"`
+	TokenDB          yaml.Node `yaml:"token_db"` // docker_auth's older LevelDB path
 	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
 	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
 	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
@@ -131,12 +132,12 @@ func (g *GithubAuth) validate() error {
 
 // tokenDBWarnings lists the token-DB sub-sections that are set, as
 // (message, key) pairs.
-func tokenDBWarnings(level, redis, gcs *yaml.Node) [][2]string {
+func tokenDBWarnings(path, level, redis, gcs *yaml.Node) [][2]string {
 	var out [][2]string
 	for _, k := range []struct {
 		key string
 		n   *yaml.Node
-	}{{"level_token_db", level}, {"redis_token_db", redis}, {"gcs_token_db", gcs}} {
+	}{{"token_db", path}, {"level_token_db", level}, {"redis_token_db", redis}, {"gcs_token_db", gcs}} {
 		if !k.n.IsZero() {
 			out = append(out, [2]string{k.key + " is ignored: Gatehouse's sign-in credentials are stateless and need no token database", k.key})
 		}
@@ -146,5 +147,5 @@ func tokenDBWarnings(level, redis, gcs *yaml.Node) [][2]string {
 
 // warnings lists what github_auth accepts but ignores.
 func (g *GithubAuth) warnings() [][2]string {
-	return tokenDBWarnings(&g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
+	return tokenDBWarnings(&g.TokenDB, &g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
 }

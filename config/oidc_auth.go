@@ -53,6 +53,7 @@ type OIDCAuth struct {
 	RevalidateAfter  Duration  `yaml:"revalidate_after"`
 	CredentialTTL    Duration  `yaml:"credential_ttl"`
 	CAFile           string    `yaml:"ca_file"`
+	TokenDB          yaml.Node `yaml:"token_db"` // docker_auth's older LevelDB path
 	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
 	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
 	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
@@ -167,6 +168,6 @@ func (o *OIDCAuth) warnings() [][2]string {
 	if len(o.LabelClaims) > 0 {
 		out = append(out, [2]string{"label_claims is deprecated (docker_auth's reference.yml spelling; its code reads labels_claims): write labels_claims", "label_claims"})
 	}
-	out = append(out, tokenDBWarnings(&o.LevelTokenDB, &o.RedisTokenDB, &o.GCSTokenDB)...)
+	out = append(out, tokenDBWarnings(&o.TokenDB, &o.LevelTokenDB, &o.RedisTokenDB, &o.GCSTokenDB)...)
 	return out
 }
