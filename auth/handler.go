@@ -14,6 +14,7 @@ import (
 //
 //	/auth, /auth/token              the token endpoint (GET; POST for OAuth2)
 //	/oidc_auth                      browser sign-in (oidc_auth; signin.go); / redirects there
+//	/gitlab_auth                    browser sign-in (gitlab_auth; signin_gitlab.go)
 //	/github_auth                    browser sign-in (github_auth; signin_github.go)
 //	/access_tokens                  self-service minting of access tokens (POST; mint.go)
 //	/.well-known/jwks.json          the signing keys as a JWKS (?key=current|next: one key, for zot)
@@ -54,8 +55,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveGithub(w, r, st)
 		return
+	case st.prefix + "/gitlab_auth":
+		if st.gitlab == nil {
+			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
+			return
+		}
+		s.serveGitlab(w, r, st)
+		return
 	case st.prefix + "/", st.prefix:
-		if st.signin == nil && st.github == nil || path == "" {
+		if st.signIns() == nil || path == "" {
 			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
 			return
 		}

@@ -70,6 +70,9 @@ type state struct {
 	// github is the github_auth browser flow (signin_github.go); nil
 	// without github_auth.
 	github *githubSignIn
+	// gitlab is the gitlab_auth browser flow (signin_gitlab.go); nil
+	// without gitlab_auth.
+	gitlab *gitlabSignIn
 }
 
 // Option configures a Server.
@@ -231,6 +234,11 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 	if cfg.GithubAuth != nil && signer != nil {
 		if st.github, err = newGithubSignIn(cfg.GithubAuth, signer, s.now); err != nil {
 			errs = append(errs, cfgerr.At(err, "github_auth"))
+		}
+	}
+	if cfg.GitlabAuth != nil && signer != nil {
+		if st.gitlab, err = newGitlabSignIn(cfg.GitlabAuth, signer, s.now); err != nil {
+			errs = append(errs, cfgerr.At(err, "gitlab_auth"))
 		}
 	}
 	st.acl, err = acl.Compile(cfg.ACL, acl.WithLogger(s.logger))

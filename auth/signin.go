@@ -265,11 +265,16 @@ func claimLabels(claims map[string]any, names []string) map[string][]string {
 }
 
 // serveRoot redirects {prefix}/ to the configured browser flow, in
-// docker_auth's order (github_auth, then oidc_auth).
+// docker_auth's order (github_auth, oidc_auth, gitlab_auth).
 func serveRoot(w http.ResponseWriter, r *http.Request, st *state) {
-	flow := "/oidc_auth"
-	if st.github != nil {
+	var flow string
+	switch {
+	case st.github != nil:
 		flow = "/github_auth"
+	case st.signin != nil:
+		flow = "/oidc_auth"
+	default:
+		flow = "/gitlab_auth"
 	}
 	http.Redirect(w, r, (&url.URL{Path: st.prefix + flow}).String(), http.StatusFound)
 }

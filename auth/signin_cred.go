@@ -43,6 +43,8 @@ func (st *state) identifySignIn(ctx context.Context, req *Request) (identity, *E
 	switch {
 	case c.Provider == githubBackend && st.github != nil:
 		err2 = st.github.revalidate(ctx, c)
+	case c.Provider == gitlabBackend && st.gitlab != nil:
+		err2 = st.gitlab.revalidate(ctx, c)
 	case c.Provider == signInBackend && st.signin != nil:
 		err2 = st.signin.revalidate(ctx, c)
 	default:
@@ -66,6 +68,8 @@ func (st *state) signIns() *token.SignIns {
 		return st.signin.creds
 	case st.github != nil:
 		return st.github.creds
+	case st.gitlab != nil:
+		return st.gitlab.creds
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ type Config struct {
 	// GithubAuth is docker_auth's GitHub browser sign-in (nil: off;
 	// docs/sign-in.md).
 	GithubAuth *GithubAuth `yaml:"github_auth"`
+	// GitlabAuth is docker_auth's GitLab browser sign-in (nil: off;
+	// docs/sign-in.md).
+	GitlabAuth *GitlabAuth `yaml:"gitlab_auth"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.
@@ -130,7 +133,6 @@ func (s Server) Connections() int { return orInt(s.MaxConnections, DefaultMaxCon
 
 type unsupportedSections struct {
 	GoogleAuth  yaml.Node `yaml:"google_auth"`
-	GitlabAuth  yaml.Node `yaml:"gitlab_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
 }
@@ -138,7 +140,6 @@ type unsupportedSections struct {
 // unsupportedReason explains, per docker_auth section, why Load rejects it.
 var unsupportedReason = map[string]string{
 	"google_auth":  "browser sign-in flows are not supported by Gatehouse",
-	"gitlab_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"plugin_authn": goPlugins + "; run the authenticator as a program with ext_auth instead (docs/ext.md)",
 	"plugin_authz": goPlugins + "; run the authorizer as a program with ext_authz instead (docs/ext.md)",
 }

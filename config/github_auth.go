@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -82,14 +81,7 @@ func (g *GithubAuth) APIURI() string {
 // Secret returns client_secret, or the trimmed content of
 // client_secret_file.
 func (g *GithubAuth) Secret() (string, error) {
-	if g.ClientSecretFile == "" {
-		return g.ClientSecret, nil
-	}
-	b, err := os.ReadFile(g.ClientSecretFile)
-	if err != nil {
-		return "", cfgerr.At(fmt.Errorf("github_auth: reading client secret: %w", err), "client_secret_file")
-	}
-	return strings.TrimSpace(string(b)), nil
+	return readClientSecret("github_auth", g.ClientSecret, g.ClientSecretFile)
 }
 
 // Files lists client_secret_file, so a change triggers a reload.
