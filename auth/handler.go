@@ -14,6 +14,7 @@ import (
 //
 //	/auth, /auth/token              the token endpoint (GET; POST for OAuth2)
 //	/oidc_auth                      browser sign-in (oidc_auth; signin.go); / redirects there
+//	/google_auth                    browser sign-in (google_auth: oidc_auth against Google; signin.go)
 //	/gitlab_auth                    browser sign-in (gitlab_auth; signin_gitlab.go)
 //	/github_auth                    browser sign-in (github_auth; signin_github.go)
 //	/access_tokens                  self-service minting of access tokens (POST; mint.go)
@@ -46,7 +47,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
 			return
 		}
-		s.serveSignIn(w, r, st)
+		s.serveSignIn(w, r, st, st.signin)
+		return
+	case st.prefix + "/google_auth":
+		if st.google == nil {
+			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
+			return
+		}
+		s.serveSignIn(w, r, st, st.google)
 		return
 	case st.prefix + "/github_auth":
 		if st.github == nil {

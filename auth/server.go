@@ -31,14 +31,17 @@ const RequestTimeout = 10 * time.Second
 
 // Server answers token requests. It is an http.Handler.
 type Server struct {
-	state    atomic.Pointer[state]
-	logger   *slog.Logger
-	audit    auditLog // its logger is set by New
-	now      func() time.Time
-	version  string
-	metrics  *Metrics
-	throttle *throttle
-	readOnly bool // WithReadOnly
+	state  atomic.Pointer[state]
+	logger *slog.Logger
+	audit  auditLog // its logger is set by New
+	now    func() time.Time
+	// googleIssuer is google_auth's issuer: Google but in tests.
+	googleIssuer string
+	googleCA     string
+	version      string
+	metrics      *Metrics
+	throttle     *throttle
+	readOnly     bool // WithReadOnly
 
 	// retiring are the states Reload replaced, each closed by its timer
 	// after retireDelay, or by Close if that comes first.
@@ -73,6 +76,9 @@ type state struct {
 	// gitlab is the gitlab_auth browser flow (signin_gitlab.go); nil
 	// without gitlab_auth.
 	gitlab *gitlabSignIn
+	// google is the google_auth browser flow: oidc_auth's against Google
+	// (signin.go); nil without google_auth.
+	google *signIn
 }
 
 // Option configures a Server.
@@ -93,6 +99,13 @@ func WithJSONAuditLog(w io.Writer) Option { return func(s *Server) { s.audit.w =
 // WithClock sets the clock used for token times (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
+// withGoogleIssuer replaces https://accounts.google.com for google_auth:
+// tests only, so that a test provider can pose as Google.
+// caFile is the test provider's CA.
+func withGoogleIssuer(issuer, caFile string) Option {
+	return func(s *Server) { s.googleIssuer, s.googleCA = issuer, caFile }
+}
+
 // WithVersion sets the version reported by gatehouse_build_info.
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
@@ -106,7 +119,7 @@ func WithReadOnly() Option { return func(s *Server) { s.readOnly = true } }
 // configuration names, and compiles the ACL. Problems are reported as a
 // *config.Error naming the lines of cfg's file.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{logger: slog.New(slog.DiscardHandler), now: time.Now, version: "(devel)"}
+	s := &Server{logger: slog.New(slog.DiscardHandler), now: time.Now, version: "(devel)", googleIssuer: config.GoogleIssuer}
 	for _, o := range opts {
 		o(s)
 	}
@@ -227,13 +240,20 @@ func (s *Server) build(cfg *config.Config) (*state, error) {
 		}
 	}
 	if cfg.OIDCAuth != nil && signer != nil {
-		if st.signin, err = newSignIn(cfg, signer, s.now); err != nil {
+		if st.signin, err = newSignIn(cfg.OIDCAuth, signInBackend, "", signer, s.now); err != nil {
 			errs = append(errs, cfgerr.At(err, "oidc_auth"))
 		}
 	}
 	if cfg.GithubAuth != nil && signer != nil {
 		if st.github, err = newGithubSignIn(cfg.GithubAuth, signer, s.now); err != nil {
 			errs = append(errs, cfgerr.At(err, "github_auth"))
+		}
+	}
+	if cfg.GoogleAuth != nil && signer != nil {
+		o := cfg.GoogleAuth.OIDC(s.googleIssuer)
+		o.CAFile = s.googleCA
+		if st.google, err = newSignIn(o, googleBackend, cfg.GoogleAuth.Domain, signer, s.now); err != nil {
+			errs = append(errs, cfgerr.At(err, "google_auth"))
 		}
 	}
 	if cfg.GitlabAuth != nil && signer != nil {

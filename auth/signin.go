@@ -29,6 +29,7 @@ const (
 	signInCookie   = "gatehouse_signin"
 	signInStateTTL = 10 * time.Minute
 	signInBackend  = "oidc_auth"
+	googleBackend  = "google_auth"
 )
 
 //go:embed signin.html
@@ -36,12 +37,15 @@ var signInHTML string
 
 var signInPage = template.Must(template.New("signin").Parse(signInHTML))
 
-// signIn is the oidc_auth browser flow (docs/sign-in.md) of one state.
+// signIn is the oidc_auth browser flow (docs/sign-in.md) of one state,
+// or google_auth's, which is the same flow against Google.
 type signIn struct {
 	signInBase
-	cfg    *config.OIDCAuth
-	client *http.Client
-	oauth  oauth2.Config // Endpoint set once the provider is discovered
+	backend string // oidc_auth or google_auth: the path and the credential's provider
+	domain  string // google_auth's domain: the ID token's hd claim must equal it
+	cfg     *config.OIDCAuth
+	client  *http.Client
+	oauth   oauth2.Config // Endpoint set once the provider is discovered
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use
@@ -62,8 +66,7 @@ type revalidation struct {
 // entries are dropped, and then everything.
 const maxRevalidations = 10000
 
-func newSignIn(cfg *config.Config, signer *token.Signer, now func() time.Time) (*signIn, error) {
-	o := cfg.OIDCAuth
+func newSignIn(o *config.OIDCAuth, backend, domain string, signer *token.Signer, now func() time.Time) (*signIn, error) {
 	secret, err := o.Secret()
 	if err != nil {
 		return nil, err
@@ -82,6 +85,8 @@ func newSignIn(cfg *config.Config, signer *token.Signer, now func() time.Time) (
 	}
 	s := &signIn{
 		signInBase: signInBase{creds: signer.SignIns(), now: now, secure: strings.HasPrefix(o.RedirectURL, "https://")},
+		backend:    backend,
+		domain:     domain,
 		cfg:        o,
 		client:     &http.Client{Transport: transport, Timeout: o.Timeout()},
 		oauth: oauth2.Config{ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
@@ -114,7 +119,7 @@ func (s *signIn) ctx(ctx context.Context) context.Context {
 
 // serveSignIn answers {prefix}/oidc_auth: without code and state it starts
 // the flow, with them it is the provider's callback.
-func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state) {
+func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state, si *signIn) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
@@ -127,12 +132,12 @@ func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state) 
 	case q.Has("error"):
 		e = signInRefused(fmt.Sprintf("the identity provider refused the sign-in: %.200s", q.Get("error")), nil)
 	case q.Has("code") || q.Has("state"):
-		e = s.signInCallback(w, r, st)
+		e = s.signInCallback(w, r, st, si)
 	default:
-		e = st.signin.start(w, r, st.prefix)
+		e = si.start(w, r, st.prefix)
 	}
 	if e != nil {
-		s.logger.Warn("oidc_auth sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
+		s.logger.Warn(si.backend+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
 		writeError(w, e)
 	}
 }
@@ -150,21 +155,32 @@ func (s *signIn) start(w http.ResponseWriter, r *http.Request, prefix string) *E
 		return unavailable(err)
 	}
 	nonce, verifier := newNonce(), oauth2.GenerateVerifier()
-	s.setCookie(w, r, prefix+"/oidc_auth", nonce, verifier)
-	u := oc.AuthCodeURL(s.state(nonce), oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce), oauth2.AccessTypeOffline)
+	path := prefix + "/" + s.backend
+	oc.RedirectURL = s.redirectURL(r, path)
+	s.setCookie(w, r, path, nonce, verifier)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce), oauth2.AccessTypeOffline}
+	if s.backend == googleBackend {
+		// Google gives a refresh token only with consent; hd preselects
+		// the domain (a hint: the callback checks the claim).
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "consent"))
+		if s.domain != "" {
+			opts = append(opts, oauth2.SetAuthURLParam("hd", s.domain))
+		}
+	}
+	u := oc.AuthCodeURL(s.state(nonce), opts...)
 	http.Redirect(w, r, u, http.StatusFound)
 	return nil
 }
 
 // signInCallback exchanges the code, verifies the ID token and renders the
 // page with a credential.
-func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *state) *Error {
-	si := st.signin
+func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *state, si *signIn) *Error {
 	nonce, pkce, e := si.checkState(r)
 	if e != nil {
 		return e
 	}
-	si.clearCookie(w, r, st.prefix+"/oidc_auth")
+	path := st.prefix + "/" + si.backend
+	si.clearCookie(w, r, path)
 	code := r.URL.Query().Get("code")
 	if code == "" {
 		return signInRefused("the identity provider sent no code", errors.New("oidc_auth: callback without code"))
@@ -173,6 +189,7 @@ func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *stat
 	if err != nil {
 		return unavailable(err)
 	}
+	oc.RedirectURL = si.redirectURL(r, path)
 	ctx := si.ctx(r.Context())
 	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(pkce))
 	if err != nil {
@@ -190,20 +207,24 @@ func (s *Server) signInCallback(w http.ResponseWriter, r *http.Request, st *stat
 	if err := idt.Claims(&claims); err != nil {
 		return signInRefused("the identity provider's ID token is malformed", fmt.Errorf("oidc_auth: claims: %w", err))
 	}
+	if hd, _ := claims["hd"].(string); si.domain != "" && hd != si.domain {
+		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: "this account is not in the domain " + si.domain,
+			Err: fmt.Errorf("%s: subject %s: hd claim %q, want %q", si.backend, idt.Subject, hd, si.domain)}
+	}
 	account, _ := claims[si.cfg.Claim()].(string)
 	if account == "" {
 		return &Error{Status: http.StatusForbidden, Code: CodeDenied, Message: "the identity provider gave no " + si.cfg.Claim() + " claim for this account",
 			Err: fmt.Errorf("oidc_auth: subject %s: no string claim %q", idt.Subject, si.cfg.Claim())}
 	}
 	labels := claimLabels(claims, si.cfg.Labels())
-	cred, _, err := si.creds.Mint(token.SignInClaims{Account: account, Provider: signInBackend, Subject: idt.Subject,
+	cred, _, err := si.creds.Mint(token.SignInClaims{Account: account, Provider: si.backend, Subject: idt.Subject,
 		Labels: labels, RefreshToken: tok.RefreshToken}, si.cfg.TTL())
 	if err != nil {
 		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
-	s.logger.Info("oidc_auth sign-in", "account", account, "subject", idt.Subject, "refresh_token", tok.RefreshToken != "")
+	s.logger.Info(si.backend+" sign-in", "account", account, "subject", idt.Subject, "refresh_token", tok.RefreshToken != "")
 	renderSignIn(w, signInView{account: account, labels: labels, credential: cred, registry: si.cfg.RegistryURL,
-		expires: si.now().Add(si.cfg.TTL()), again: st.prefix + "/oidc_auth"})
+		expires: si.now().Add(si.cfg.TTL()), again: path})
 	return nil
 }
 
@@ -264,11 +285,28 @@ func claimLabels(claims map[string]any, names []string) map[string][]string {
 	return out
 }
 
+// redirectURL is redirect_url or, when it is not set (google_auth,
+// docker_auth has no such key), this request's own URL at path: https
+// unless the request came in plain HTTP with no X-Forwarded-Proto: https.
+// The provider only accepts callback URLs registered with it.
+func (s *signIn) redirectURL(r *http.Request, path string) string {
+	if s.cfg.RedirectURL != "" {
+		return s.cfg.RedirectURL
+	}
+	scheme := "https"
+	if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") != "https" {
+		scheme = "http"
+	}
+	return (&url.URL{Scheme: scheme, Host: r.Host, Path: path}).String()
+}
+
 // serveRoot redirects {prefix}/ to the configured browser flow, in
-// docker_auth's order (github_auth, oidc_auth, gitlab_auth).
+// docker_auth's order (google_auth, github_auth, oidc_auth, gitlab_auth).
 func serveRoot(w http.ResponseWriter, r *http.Request, st *state) {
 	var flow string
 	switch {
+	case st.google != nil:
+		flow = "/google_auth"
 	case st.github != nil:
 		flow = "/github_auth"
 	case st.signin != nil:

@@ -43,6 +43,8 @@ func (st *state) identifySignIn(ctx context.Context, req *Request) (identity, *E
 	switch {
 	case c.Provider == githubBackend && st.github != nil:
 		err2 = st.github.revalidate(ctx, c)
+	case c.Provider == googleBackend && st.google != nil:
+		err2 = st.google.revalidate(ctx, c)
 	case c.Provider == gitlabBackend && st.gitlab != nil:
 		err2 = st.gitlab.revalidate(ctx, c)
 	case c.Provider == signInBackend && st.signin != nil:
@@ -70,6 +72,8 @@ func (st *state) signIns() *token.SignIns {
 		return st.github.creds
 	case st.gitlab != nil:
 		return st.gitlab.creds
+	case st.google != nil:
+		return st.google.creds
 	}
 	return nil
 }

@@ -88,6 +88,17 @@ var credentialRE = regexp.MustCompile(`id="credential">([^<]+)<`)
 // provider's form posted) and returns the credential from the page.
 func (e *siEnv) signIn(t *testing.T, user, password string) string {
 	t.Helper()
+	status, body := e.signInPage(t, user, password)
+	m := credentialRE.FindSubmatch(body)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("sign-in: %d %s", status, body)
+	}
+	return html.UnescapeString(string(m[1]))
+}
+
+// signInPage runs the browser flow and returns the final status and page.
+func (e *siEnv) signInPage(t *testing.T, user, password string) (int, []byte) {
+	t.Helper()
 	pem, err := os.ReadFile(e.is.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -110,11 +121,7 @@ func (e *siEnv) signIn(t *testing.T, user, password string) string {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	m := credentialRE.FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
-	}
-	return html.UnescapeString(string(m[1]))
+	return resp.StatusCode, body
 }
 
 const siScope = "service=registry&scope=repository:devs/app:push,pull"

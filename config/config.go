@@ -60,6 +60,9 @@ type Config struct {
 	// GitlabAuth is docker_auth's GitLab browser sign-in (nil: off;
 	// docs/sign-in.md).
 	GitlabAuth *GitlabAuth `yaml:"gitlab_auth"`
+	// GoogleAuth is docker_auth's Google browser sign-in (nil: off;
+	// docs/sign-in.md).
+	GoogleAuth *GoogleAuth `yaml:"google_auth"`
 
 	// docker_auth sections that Gatehouse does not implement. They are
 	// decoded only so that Load can name them in its error.
@@ -132,14 +135,12 @@ const DefaultMaxConnections = 10000
 func (s Server) Connections() int { return orInt(s.MaxConnections, DefaultMaxConnections) }
 
 type unsupportedSections struct {
-	GoogleAuth  yaml.Node `yaml:"google_auth"`
 	PluginAuthn yaml.Node `yaml:"plugin_authn"`
 	PluginAuthz yaml.Node `yaml:"plugin_authz"`
 }
 
 // unsupportedReason explains, per docker_auth section, why Load rejects it.
 var unsupportedReason = map[string]string{
-	"google_auth":  "browser sign-in flows are not supported by Gatehouse",
 	"plugin_authn": goPlugins + "; run the authenticator as a program with ext_auth instead (docs/ext.md)",
 	"plugin_authz": goPlugins + "; run the authorizer as a program with ext_authz instead (docs/ext.md)",
 }

@@ -90,8 +90,13 @@ func (c *Config) validate() error {
 	} else if c.has("gitlab_auth") {
 		add(errors.New("section is empty: give client_id, client_secret and redirect_uri, or remove it"), "gitlab_auth")
 	}
-	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil && len(c.Workload) == 0 && c.OIDCAuth == nil && c.GithubAuth == nil && c.GitlabAuth == nil {
-		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth, xorm_auth, workload_identity, oidc_auth, github_auth or gitlab_auth"), "users")
+	if c.GoogleAuth != nil {
+		add(c.GoogleAuth.validate(), "google_auth")
+	} else if c.has("google_auth") {
+		add(errors.New("section is empty: give client_id and client_secret, or remove it"), "google_auth")
+	}
+	if len(c.Users) == 0 && c.Htpasswd == nil && c.LDAP == nil && c.Mongo == nil && c.ExtAuth == nil && c.Xorm == nil && len(c.Workload) == 0 && c.OIDCAuth == nil && c.GithubAuth == nil && c.GitlabAuth == nil && c.GoogleAuth == nil {
+		add(errors.New("no authenticator is configured: add users, htpasswd_auth, ext_auth, ldap_auth, mongo_auth, xorm_auth, workload_identity, oidc_auth, google_auth, github_auth or gitlab_auth"), "users")
 	}
 
 	if c.ACLMongo != nil {

@@ -49,6 +49,11 @@ func (c *Config) Warnings() []Problem {
 			warn(w[0], "github_auth", w[1])
 		}
 	}
+	if c.GoogleAuth != nil {
+		for _, w := range c.GoogleAuth.warnings() {
+			warn(w[0], "google_auth", w[1])
+		}
+	}
 	if c.GitlabAuth != nil {
 		for _, w := range c.GitlabAuth.warnings() {
 			warn(w[0], "gitlab_auth", w[1])

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
+)
+
+// GoogleIssuer is the OpenID Connect issuer google_auth signs in against.
+const GoogleIssuer = "https://accounts.google.com"
+
+// GoogleAuth is the `google_auth:` section, docker_auth's browser sign-in
+// with Google (docs/sign-in.md). Gatehouse runs it as the oidc_auth flow
+// against https://accounts.google.com at {path_prefix}/google_auth; the
+// account is the e-mail address and, with domain set, the ID token's hd
+// claim must equal it.
+//
+//	google_auth:
+//	  domain: example.com         # only this Google Workspace domain (optional)
+//	  client_id: 1223123456-x.apps.googleusercontent.com
+//	  client_secret_file: /etc/gatehouse/google-secret  # or client_secret
+//	  http_timeout: 10s
+//	  redirect_url: https://auth.example.com/google_auth  # Gatehouse's own; default: this request's host
+//	  revalidate_after: 1h        # Gatehouse's own
+//	  registry_url: registry.example.com  # Gatehouse's own
+//	  credential_ttl: 720h        # Gatehouse's own
+type GoogleAuth struct {
+	Domain           string    `yaml:"domain"`
+	ClientID         string    `yaml:"client_id"`
+	ClientSecret     string    `yaml:"client_secret"`
+	ClientSecretFile string    `yaml:"client_secret_file"`
+	HTTPTimeout      Duration  `yaml:"http_timeout"`
+	RedirectURL      string    `yaml:"redirect_url"`
+	RevalidateAfter  Duration  `yaml:"revalidate_after"`
+	RegistryURL      string    `yaml:"registry_url"`
+	CredentialTTL    Duration  `yaml:"credential_ttl"`
+	TokenDB          yaml.Node `yaml:"token_db"`
+	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
+	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
+	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
+}
+
+// Files lists client_secret_file, so a change triggers a reload.
+func (g *GoogleAuth) Files() []string { return []string{g.ClientSecretFile} }
+
+// OIDC returns the oidc_auth section google_auth amounts to, against
+// issuer (GoogleIssuer but in tests): scopes openid and email, the account
+// from the email claim.
+func (g *GoogleAuth) OIDC(issuer string) *OIDCAuth {
+	return &OIDCAuth{Issuer: issuer, RedirectURL: g.RedirectURL, ClientID: g.ClientID, ClientSecret: g.ClientSecret,
+		ClientSecretFile: g.ClientSecretFile, HTTPTimeout: g.HTTPTimeout, RegistryURL: g.RegistryURL,
+		UserClaim: "email", Scopes: []string{"openid", "email"}, RevalidateAfter: g.RevalidateAfter, CredentialTTL: g.CredentialTTL}
+}
+
+// validate checks the section without reading client_secret_file.
+func (g *GoogleAuth) validate() error {
+	var errs []error
+	add := func(key, format string, a ...any) {
+		errs = append(errs, cfgerr.At(fmt.Errorf(format, a...), key))
+	}
+	if g.ClientID == "" {
+		add("client_id", "client_id is required")
+	}
+	switch {
+	case g.ClientSecret == "" && g.ClientSecretFile == "":
+		add("client_secret", "client_secret or client_secret_file is required")
+	case g.ClientSecret != "" && g.ClientSecretFile != "":
+		add("client_secret_file", "give client_secret or client_secret_file, not both")
+	}
+	if g.RedirectURL != "" {
+		if u, err := url.Parse(g.RedirectURL); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/google_auth") {
+			add("redirect_url", "redirect_url must be an absolute URL ending in /google_auth, got %q", g.RedirectURL)
+		}
+	}
+	if strings.ContainsAny(g.Domain, "/@ ") {
+		add("domain", "domain must be a domain name such as example.com, got %q", g.Domain)
+	}
+	o := g.OIDC(GoogleIssuer)
+	if v := o.Revalidate(); v < time.Minute {
+		add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
+	}
+	if v := o.TTL(); v < time.Hour {
+		add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
+	}
+	if v := o.Timeout(); v <= 0 {
+		add("http_timeout", "http_timeout must be positive, got %s", v)
+	}
+	return errors.Join(errs...)
+}
+
+// warnings lists what google_auth accepts but ignores.
+func (g *GoogleAuth) warnings() [][2]string {
+	return tokenDBWarnings(&g.TokenDB, &g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
+}
