@@ -91,8 +91,8 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "unsupported docker_auth sections",
-			yml:  base + "google_auth:\n  domain: example.com\nplugin_authn:\n  plugin_path: /x.so\n",
-			want: []string{"17|google_auth|not supported", "19|plugin_authn|cannot be loaded"},
+			yml:  base + "plugin_authz:\n  plugin_path: /y.so\nplugin_authn:\n  plugin_path: /x.so\n",
+			want: []string{"17|plugin_authz|cannot be loaded", "19|plugin_authn|cannot be loaded"},
 		},
 		{
 			name: "xorm sections",
