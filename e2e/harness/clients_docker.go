@@ -71,7 +71,7 @@ func readDockerAuth(t testing.TB, dir, registry string) dockerAuth {
 // 200 and no refresh token, so config.json keeps the token as the password
 // and no identitytoken; a client reading that file (ggcr's keychain, as
 // crane does) then pushes and pulls repo with it.
-func DockerWorkloadLogin(t *testing.T, e *Env, who Cred, repo string) {
+func DockerLoginKeepsPassword(t *testing.T, e *Env, who Cred, repo string) {
 	bin := RequireTool(t, "docker")
 	dir := t.TempDir()
 	env := []string{"DOCKER_CONFIG=" + dir, "DOCKER_HOST=unix://" + filepath.Join(dir, "no-engine.sock")}

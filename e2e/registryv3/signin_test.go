@@ -117,6 +117,9 @@ func TestSignInBrowser(t *testing.T) {
 	dana := harness.Cred{User: "dana@example.com", Password: cred}
 	d := e.MustPush(t, dana, "devs/app")
 	e.MustPullDigest(t, dana, "devs/app", d)
+	// The docker CLI's own login with the credential copied from the page;
+	// a client reading the config.json it wrote then pushes and pulls.
+	harness.DockerLoginKeepsPassword(t, e, dana, "devs/cli")
 
 	_, err = e.Pull(t, harness.Cred{User: dana.User, Password: cred[:len(cred)-2] + "AA"}, "devs/app")
 	e.RequireRejectedByGatehouse(t, err, "a tampered sign-in credential")

@@ -79,7 +79,7 @@ func TestWorkloadIdentityDockerLogin(t *testing.T) {
 	is, other := oidctest.New(t), oidctest.New(t)
 	e := newWorkloadEnv(t, is, aud)
 	job := harness.Cred{User: "ci", Password: is.Sign(t, oidctest.GitHubClaims(is.URL, aud, time.Now()))}
-	harness.DockerWorkloadLogin(t, e, job, "octo-org/octo-repo/docker")
+	harness.DockerLoginKeepsPassword(t, e, job, "octo-org/octo-repo/docker")
 	harness.DockerWorkloadLoginRefused(t, e, harness.Cred{User: "ci", Password: other.Sign(t, oidctest.GitHubClaims(other.URL, aud, time.Now()))},
 		"a token from an issuer not configured")
 	harness.DockerWorkloadLoginRefused(t, e, harness.Cred{User: "ci", Password: is.Sign(t, oidctest.GitHubClaims(is.URL, "https://github.com/octo-org", time.Now()))},
