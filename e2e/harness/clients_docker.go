@@ -64,13 +64,14 @@ func readDockerAuth(t testing.TB, dir, registry string) dockerAuth {
 	return out
 }
 
-// DockerWorkloadLogin runs `docker login -u USER --password-stdin` with
-// who's password, a workload identity token (JWT), by the CLI itself (no
+// DockerLoginKeepsPassword runs `docker login -u USER --password-stdin` with
+// who's password, a credential for which Gatehouse issues no refresh token
+// (a workload identity token, a sign-in credential), by the CLI itself (no
 // engine: DOCKER_HOST names a socket that does not exist). Gatehouse must
 // answer the CLI's GET (offline_token=true, client_id=docker, Basic) with
-// 200 and no refresh token, so config.json keeps the token as the password
-// and no identitytoken; a client reading that file (ggcr's keychain, as
-// crane does) then pushes and pulls repo with it.
+// 200 and no refresh token, so config.json keeps the credential as the
+// password and no identitytoken; a client reading that file (ggcr's
+// keychain, as crane does) then pushes and pulls repo with it.
 func DockerLoginKeepsPassword(t *testing.T, e *Env, who Cred, repo string) {
 	bin := RequireTool(t, "docker")
 	dir := t.TempDir()
@@ -80,7 +81,7 @@ func DockerLoginKeepsPassword(t *testing.T, e *Env, who Cred, repo string) {
 	e.requireTokenRequests(t, mark, "GET /auth?", "offline_token=true", "client_id=docker", `[basic user="`+who.User+`"]`, "(Docker-Client/")
 	entry := readDockerAuth(t, dir, e.Registry)
 	if entry.IdentityToken != "" {
-		t.Fatalf("config.json keeps an identitytoken for a workload identity (no refresh token may be issued): %s", entry.Raw)
+		t.Fatalf("config.json keeps an identitytoken (no refresh token may be issued for this credential): %s", entry.Raw)
 	}
 	if entry.User != who.User || entry.Password != who.Password {
 		t.Fatalf("config.json keeps user %q and another password than the token", entry.User)
