@@ -2,37 +2,93 @@ package registryv3
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/gatehouse/gatehouse/e2e/harness"
-	"github.com/gatehouse/gatehouse/internal/oidctest"
 	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
+// zitadelOP runs zitadel/oidc's example OpenID Provider in-process on a
+// loopback HTTPS server, with one web client, gatehouse (secret s3cret,
+// redirect URI redirect, code grant with PKCE and refresh tokens), and the
+// example's in-memory users. It returns the issuer URL and a PEM file of
+// the server's certificate for Gatehouse's ca_file.
+func zitadelOP(t *testing.T, redirect string) (issuer, caFile string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer = "https://" + ln.Addr().String()
+	clients := map[string]*storage.Client{"gatehouse": storage.WebClient("gatehouse", "s3cret", redirect)}
+	st := storage.NewStorageWithClients(storage.NewUserStore(issuer), clients)
+	op := idTokenClaimsOP{st}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ts := httptest.NewUnstartedServer(exampleop.SetupServer(issuer, op, logger, false))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	caFile = filepath.Join(t.TempDir(), "op-ca.pem")
+	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemCert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return issuer, caFile
+}
+
+// idTokenClaimsOP is the example provider's storage with its clients
+// asserting the userinfo claims (email, locale) in the ID token, where
+// Gatehouse reads them; the example's clients leave them to the userinfo
+// endpoint.
+type idTokenClaimsOP struct{ *storage.Storage }
+
+// GetClientByClientID returns the stored client with the assertion on.
+func (s idTokenClaimsOP) GetClientByClientID(ctx context.Context, id string) (zop.Client, error) {
+	c, err := s.Storage.GetClientByClientID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return claimsInIDToken{c}, nil
+}
+
+// claimsInIDToken is a client whose ID tokens carry the userinfo claims.
+type claimsInIDToken struct{ zop.Client }
+
+// IDTokenUserinfoClaimsAssertion reports true: claims go into the ID token.
+func (claimsInIDToken) IDTokenUserinfoClaimsAssertion() bool { return true }
+
 // signInEnv is registry v3.1.2 behind a Gatehouse with oidc_auth against
-// the test provider is (oidctest's authorization server), and the user
-// dana (email dana@example.com, groups [devs]) who may sign in there.
-// devs may push and pull devs/*.
-func signInEnv(t *testing.T, is *oidctest.Issuer) (*harness.Env, string) {
+// zitadel/oidc's example OpenID Provider, whose built-in user
+// test-user@127.0.0.1 (password verysecure, email test-user@zitadel.ch,
+// locale de) signs in there. Accounts whose locale label is de may push
+// and pull devs/*.
+func signInEnv(t *testing.T) (*harness.Env, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	is.AddClient(oidctest.Client{ID: "gatehouse", Secret: "s3cret", RedirectURI: base + "/oidc_auth"})
-	is.AddUser(oidctest.User{Name: "dana", Password: "dana-pw",
-		Claims: map[string]any{"email": "dana@example.com", "groups": []string{"devs"}}})
+	issuer, caFile := zitadelOP(t, base+"/oidc_auth")
 	e := harness.NewEnv(t, newRegistry, harness.ECP256, harness.GatehouseOptions{
 		Listener: ln,
-		ExtraACL: `  - match: {labels: {groups: devs}, name: "devs/*"}
+		ExtraACL: `  - match: {labels: {locale: de}, name: "devs/*"}
     actions: [push, pull]
 `,
 		ExtraSections: fmt.Sprintf(`oidc_auth:
@@ -42,9 +98,10 @@ func signInEnv(t *testing.T, is *oidctest.Issuer) (*harness.Env, string) {
   client_id: gatehouse
   client_secret: s3cret
   registry_url: registry.example.com
-  labels_claims: [groups]
+  scopes: [openid, email, profile, offline_access]
+  labels_claims: [locale]
   revalidate_after: 1m
-`, is.URL, is.CAFile, base),
+`, issuer, caFile, base),
 	})
 	return e, base
 }
@@ -59,8 +116,7 @@ func signInEnv(t *testing.T, is *oidctest.Issuer) (*harness.Env, string) {
 func TestSignInBrowser(t *testing.T) {
 	browser := harness.RequireTool(t, "chromium")
 	testutil.UsesComponent(t, "Chromium")
-	is := oidctest.New(t)
-	e, base := signInEnv(t, is)
+	e, base := signInEnv(t)
 
 	dir := t.TempDir()
 	opts := []chromedp.ExecAllocatorOption{
@@ -68,7 +124,7 @@ func TestSignInBrowser(t *testing.T) {
 		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("ignore-certificate-errors", true), // the test provider's self-signed certificate
+		chromedp.Flag("ignore-certificate-errors", true), // the provider's self-signed certificate
 	}
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
@@ -83,9 +139,9 @@ func TestSignInBrowser(t *testing.T) {
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#username")),
-		chromedp.SendKeys(chromedp.CSS("#username"), "dana"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "dana-pw"),
-		chromedp.Click(chromedp.CSS("#submit")),
+		chromedp.SendKeys(chromedp.CSS("#username"), "test-user@127.0.0.1"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "verysecure"),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#credential")),
 	)
 	if err != nil {
@@ -107,14 +163,14 @@ func TestSignInBrowser(t *testing.T) {
 	if p := os.Getenv("GATEHOUSE_SIGNIN_SCREENSHOT"); p != "" {
 		_ = os.WriteFile(p, shot, 0o644)
 	}
-	if account != "dana@example.com" || !strings.Contains(labels, "devs") {
-		t.Fatalf("page shows account %q labels %q, want dana@example.com with groups devs", account, labels)
+	if account != "test-user@zitadel.ch" || !strings.Contains(labels, "de") {
+		t.Fatalf("page shows account %q labels %q, want test-user@zitadel.ch with locale de", account, labels)
 	}
-	if want := "docker login registry.example.com -u dana@example.com --password-stdin"; login != want {
+	if want := "docker login registry.example.com -u test-user@zitadel.ch --password-stdin"; login != want {
 		t.Fatalf("page shows %q, want %q", login, want)
 	}
 	cred = strings.TrimSpace(cred)
-	dana := harness.Cred{User: "dana@example.com", Password: cred}
+	dana := harness.Cred{User: "test-user@zitadel.ch", Password: cred}
 	d := e.MustPush(t, dana, "devs/app")
 	e.MustPullDigest(t, dana, "devs/app", d)
 	// The docker CLI's own login with the credential copied from the page;
