@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/authn"
 	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 	"github.com/gatehouse/gatehouse/token"
 )
 
@@ -42,9 +43,7 @@ func largeQuery(i, n int) string {
 // large for an entry must not be remembered, and the memory must come
 // back once the entries have expired.
 func TestGrantCacheFloodMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("floods the server with 1900 requests")
-	}
+	testutil.SkipIfShort(t, "floods the server with 1900 requests")
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	env := newOAuthEnv(t)
 	// max_bytes is left at its default; max_entries is raised so that

@@ -55,49 +55,17 @@ func newGithubSignIn(cfg *config.GithubAuth, signer *token.Signer, now func() ti
 	}, nil
 }
 
-// serveGithub answers {prefix}/github_auth: without code and state it
-// starts the flow, with them it is GitHub's callback.
+// serveGithub answers {prefix}/github_auth: the OAuth2 flow of serveOAuthSignIn,
+// finished by githubSignedIn.
 func (s *Server) serveGithub(w http.ResponseWriter, r *http.Request, st *state) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	g := st.github
-	path := st.prefix + "/github_auth"
-	q := r.URL.Query()
-	var e *Error
-	switch {
-	case q.Has("error"):
-		e = signInRefused(fmt.Sprintf("GitHub refused the sign-in: %.200s", q.Get("error")), nil)
-	case q.Has("code") || q.Has("state"):
-		e = s.githubCallback(w, r, g, path)
-	default:
-		nonce, verifier := newNonce(), oauth2.GenerateVerifier()
-		g.setCookie(w, r, path, nonce, verifier)
-		http.Redirect(w, r, g.oauth.AuthCodeURL(g.state(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
-	}
-	if e != nil {
-		s.logger.Warn("github_auth sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
-		writeError(w, e)
-	}
+	g, path := st.github, st.prefix+"/github_auth"
+	s.serveOAuthSignIn(w, r, oauthFlow{provider: "GitHub", section: "github_auth", path: path,
+		base: &g.signInBase, oauth: &g.oauth, client: g.client,
+		signedIn: func(tok *oauth2.Token) *Error { return s.githubSignedIn(w, r, g, tok, path) }})
 }
 
-func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request, g *githubSignIn, path string) *Error {
-	_, pkce, e := g.checkState(r)
-	if e != nil {
-		return e
-	}
-	g.clearCookie(w, r, path)
-	code := r.URL.Query().Get("code")
-	if code == "" {
-		return signInRefused("GitHub sent no code", errors.New("github_auth: callback without code"))
-	}
-	tok, err := g.oauth.Exchange(context.WithValue(r.Context(), oauth2.HTTPClient, g.client), code, oauth2.VerifierOption(pkce))
-	if err != nil {
-		return signInRefused("GitHub did not accept the sign-in code: start again", fmt.Errorf("github_auth: code exchange: %w", err))
-	}
+// githubSignedIn finishes a sign-in at path once GitHub gave its token.
+func (s *Server) githubSignedIn(w http.ResponseWriter, r *http.Request, g *githubSignIn, tok *oauth2.Token, path string) *Error {
 	login, id, teams, err := g.vouch(r.Context(), tok.AccessToken)
 	if err != nil {
 		if errors.Is(err, errProviderDown) {

@@ -59,49 +59,17 @@ func (g *gitlabSignIn) ctx(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, g.client)
 }
 
-// serveGitlab answers {prefix}/gitlab_auth: without code and state it
-// starts the flow, with them it is GitLab's callback.
+// serveGitlab answers {prefix}/gitlab_auth: the OAuth2 flow of serveOAuthSignIn,
+// finished by gitlabSignedIn.
 func (s *Server) serveGitlab(w http.ResponseWriter, r *http.Request, st *state) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	g := st.gitlab
-	path := st.prefix + "/gitlab_auth"
-	q := r.URL.Query()
-	var e *Error
-	switch {
-	case q.Has("error"):
-		e = signInRefused(fmt.Sprintf("GitLab refused the sign-in: %.200s", q.Get("error")), nil)
-	case q.Has("code") || q.Has("state"):
-		e = s.gitlabCallback(w, r, g, path)
-	default:
-		nonce, verifier := newNonce(), oauth2.GenerateVerifier()
-		g.setCookie(w, r, path, nonce, verifier)
-		http.Redirect(w, r, g.oauth.AuthCodeURL(g.state(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
-	}
-	if e != nil {
-		s.logger.Warn("gitlab_auth sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
-		writeError(w, e)
-	}
+	g, path := st.gitlab, st.prefix+"/gitlab_auth"
+	s.serveOAuthSignIn(w, r, oauthFlow{provider: "GitLab", section: "gitlab_auth", path: path,
+		base: &g.signInBase, oauth: &g.oauth, client: g.client,
+		signedIn: func(tok *oauth2.Token) *Error { return s.gitlabSignedIn(w, r, g, tok, path) }})
 }
 
-func (s *Server) gitlabCallback(w http.ResponseWriter, r *http.Request, g *gitlabSignIn, path string) *Error {
-	_, pkce, e := g.checkState(r)
-	if e != nil {
-		return e
-	}
-	g.clearCookie(w, r, path)
-	code := r.URL.Query().Get("code")
-	if code == "" {
-		return signInRefused("GitLab sent no code", errors.New("gitlab_auth: callback without code"))
-	}
-	tok, err := g.oauth.Exchange(g.ctx(r.Context()), code, oauth2.VerifierOption(pkce))
-	if err != nil {
-		return signInRefused("GitLab did not accept the sign-in code: start again", fmt.Errorf("gitlab_auth: code exchange: %w", err))
-	}
+// gitlabSignedIn finishes a sign-in at path once GitLab gave its token.
+func (s *Server) gitlabSignedIn(w http.ResponseWriter, r *http.Request, g *gitlabSignIn, tok *oauth2.Token, path string) *Error {
 	login, id, groups, err := g.vouch(r.Context(), tok.AccessToken, true)
 	if err != nil {
 		if errors.Is(err, errProviderDown) {
