@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
@@ -33,32 +31,14 @@ import (
 // docker_auth's level_token_db, redis_token_db and gcs_token_db are
 // accepted and ignored with a warning.
 type GithubAuth struct {
-	Organization     string    `yaml:"organization"`
-	ClientID         string    `yaml:"client_id"`
-	ClientSecret     string    `yaml:"client_secret"`
-	ClientSecretFile string    `yaml:"client_secret_file"`
-	HTTPTimeout      Duration  `yaml:"http_timeout"`
-	RevalidateAfter  Duration  `yaml:"revalidate_after"`
-	GithubWebURI     string    `yaml:"github_web_uri"`
-	GithubAPIURI     string    `yaml:"github_api_uri"`
-	RegistryURL      string    `yaml:"registry_url"`
-	CredentialTTL    Duration  `yaml:"credential_ttl"`
-	TokenDB          yaml.Node `yaml:"token_db"` // docker_auth's older LevelDB path
-	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
-	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
-	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
+	SignInCommon     `yaml:",inline"`
+	Organization     string `yaml:"organization"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	GithubWebURI     string `yaml:"github_web_uri"`
+	GithubAPIURI     string `yaml:"github_api_uri"`
 }
-
-// Timeout returns http_timeout or its default.
-func (g *GithubAuth) Timeout() time.Duration { return g.HTTPTimeout.Or(DefaultOIDCHTTPTimeout) }
-
-// Revalidate returns revalidate_after or its default.
-func (g *GithubAuth) Revalidate() time.Duration {
-	return g.RevalidateAfter.Or(DefaultOIDCRevalidateAfter)
-}
-
-// TTL returns credential_ttl or its default.
-func (g *GithubAuth) TTL() time.Duration { return g.CredentialTTL.Or(DefaultOIDCCredentialTTL) }
 
 // WebURI returns github_web_uri (without a trailing slash) or
 // https://github.com.
@@ -122,22 +102,7 @@ func (g *GithubAuth) validate() error {
 	return errors.Join(errs...)
 }
 
-// tokenDBWarnings lists the token-DB sub-sections that are set, as
-// (message, key) pairs.
-func tokenDBWarnings(path, level, redis, gcs *yaml.Node) [][2]string {
-	var out [][2]string
-	for _, k := range []struct {
-		key string
-		n   *yaml.Node
-	}{{"token_db", path}, {"level_token_db", level}, {"redis_token_db", redis}, {"gcs_token_db", gcs}} {
-		if !k.n.IsZero() {
-			out = append(out, [2]string{k.key + " is ignored: Gatehouse's sign-in credentials are stateless and need no token database", k.key})
-		}
-	}
-	return out
-}
-
 // warnings lists what github_auth accepts but ignores.
 func (g *GithubAuth) warnings() [][2]string {
-	return tokenDBWarnings(&g.TokenDB, &g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
+	return g.tokenDBWarnings()
 }

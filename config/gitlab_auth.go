@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
@@ -34,34 +32,16 @@ import (
 // docker_auth's organization key is accepted for compatibility but GitLab
 // has no organizations: restrict with `${labels:groups}` ACL rules.
 type GitlabAuth struct {
-	Organization     string    `yaml:"organization"`
-	ClientID         string    `yaml:"client_id"`
-	ClientSecret     string    `yaml:"client_secret"`
-	ClientSecretFile string    `yaml:"client_secret_file"`
-	HTTPTimeout      Duration  `yaml:"http_timeout"`
-	RevalidateAfter  Duration  `yaml:"revalidate_after"`
-	GitlabWebURI     string    `yaml:"gitlab_web_uri"`
-	GitlabAPIURI     string    `yaml:"gitlab_api_uri"`
-	GrantType        string    `yaml:"grant_type"`
-	RedirectURI      string    `yaml:"redirect_uri"`
-	RegistryURL      string    `yaml:"registry_url"`
-	CredentialTTL    Duration  `yaml:"credential_ttl"`
-	TokenDB          yaml.Node `yaml:"token_db"`
-	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
-	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
-	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
+	SignInCommon     `yaml:",inline"`
+	Organization     string `yaml:"organization"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	GitlabWebURI     string `yaml:"gitlab_web_uri"`
+	GitlabAPIURI     string `yaml:"gitlab_api_uri"`
+	GrantType        string `yaml:"grant_type"`
+	RedirectURI      string `yaml:"redirect_uri"`
 }
-
-// Timeout returns http_timeout or its default.
-func (g *GitlabAuth) Timeout() time.Duration { return g.HTTPTimeout.Or(DefaultOIDCHTTPTimeout) }
-
-// Revalidate returns revalidate_after or its default.
-func (g *GitlabAuth) Revalidate() time.Duration {
-	return g.RevalidateAfter.Or(DefaultOIDCRevalidateAfter)
-}
-
-// TTL returns credential_ttl or its default.
-func (g *GitlabAuth) TTL() time.Duration { return g.CredentialTTL.Or(DefaultOIDCCredentialTTL) }
 
 // WebURI returns gitlab_web_uri (without a trailing slash) or
 // https://gitlab.com.
@@ -147,7 +127,7 @@ func (g *GitlabAuth) validate() error {
 
 // warnings lists what gitlab_auth accepts but ignores.
 func (g *GitlabAuth) warnings() [][2]string {
-	out := tokenDBWarnings(&g.TokenDB, &g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
+	out := g.tokenDBWarnings()
 	if g.Organization != "" {
 		out = append(out, [2]string{"organization is ignored: GitLab has no organizations; match label groups in the ACL instead", "organization"})
 	}

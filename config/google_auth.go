@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
@@ -31,19 +29,12 @@ const GoogleIssuer = "https://accounts.google.com"
 //	  registry_url: registry.example.com  # Gatehouse's own
 //	  credential_ttl: 720h        # Gatehouse's own
 type GoogleAuth struct {
-	Domain           string    `yaml:"domain"`
-	ClientID         string    `yaml:"client_id"`
-	ClientSecret     string    `yaml:"client_secret"`
-	ClientSecretFile string    `yaml:"client_secret_file"`
-	HTTPTimeout      Duration  `yaml:"http_timeout"`
-	RedirectURL      string    `yaml:"redirect_url"`
-	RevalidateAfter  Duration  `yaml:"revalidate_after"`
-	RegistryURL      string    `yaml:"registry_url"`
-	CredentialTTL    Duration  `yaml:"credential_ttl"`
-	TokenDB          yaml.Node `yaml:"token_db"`
-	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
-	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
-	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
+	SignInCommon     `yaml:",inline"`
+	Domain           string `yaml:"domain"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	RedirectURL      string `yaml:"redirect_url"`
 }
 
 // Files lists client_secret_file, so a change triggers a reload.
@@ -54,8 +45,9 @@ func (g *GoogleAuth) Files() []string { return []string{g.ClientSecretFile} }
 // from the email claim.
 func (g *GoogleAuth) OIDC(issuer string) *OIDCAuth {
 	return &OIDCAuth{Issuer: issuer, RedirectURL: g.RedirectURL, ClientID: g.ClientID, ClientSecret: g.ClientSecret,
-		ClientSecretFile: g.ClientSecretFile, HTTPTimeout: g.HTTPTimeout, RegistryURL: g.RegistryURL,
-		UserClaim: "email", Scopes: []string{"openid", "email"}, RevalidateAfter: g.RevalidateAfter, CredentialTTL: g.CredentialTTL}
+		ClientSecretFile: g.ClientSecretFile, UserClaim: "email", Scopes: []string{"openid", "email"},
+		SignInCommon: SignInCommon{HTTPTimeout: g.HTTPTimeout, RegistryURL: g.RegistryURL,
+			RevalidateAfter: g.RevalidateAfter, CredentialTTL: g.CredentialTTL}}
 }
 
 // validate checks the section without reading client_secret_file.
@@ -96,5 +88,5 @@ func (g *GoogleAuth) validate() error {
 
 // warnings lists what google_auth accepts but ignores.
 func (g *GoogleAuth) warnings() [][2]string {
-	return tokenDBWarnings(&g.TokenDB, &g.LevelTokenDB, &g.RedisTokenDB, &g.GCSTokenDB)
+	return g.tokenDBWarnings()
 }

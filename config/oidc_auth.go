@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
@@ -39,24 +37,17 @@ import (
 // docker_auth's reference.yml documents, is accepted with a deprecation
 // warning.
 type OIDCAuth struct {
-	Issuer           string    `yaml:"issuer"`
-	RedirectURL      string    `yaml:"redirect_url"`
-	ClientID         string    `yaml:"client_id"`
-	ClientSecret     string    `yaml:"client_secret"`
-	ClientSecretFile string    `yaml:"client_secret_file"`
-	HTTPTimeout      Duration  `yaml:"http_timeout"`
-	RegistryURL      string    `yaml:"registry_url"`
-	UserClaim        string    `yaml:"user_claim"`
-	LabelsClaims     []string  `yaml:"labels_claims"`
-	LabelClaims      []string  `yaml:"label_claims"`
-	Scopes           []string  `yaml:"scopes"`
-	RevalidateAfter  Duration  `yaml:"revalidate_after"`
-	CredentialTTL    Duration  `yaml:"credential_ttl"`
-	CAFile           string    `yaml:"ca_file"`
-	TokenDB          yaml.Node `yaml:"token_db"` // docker_auth's older LevelDB path
-	LevelTokenDB     yaml.Node `yaml:"level_token_db"`
-	RedisTokenDB     yaml.Node `yaml:"redis_token_db"`
-	GCSTokenDB       yaml.Node `yaml:"gcs_token_db"`
+	SignInCommon     `yaml:",inline"`
+	Issuer           string   `yaml:"issuer"`
+	RedirectURL      string   `yaml:"redirect_url"`
+	ClientID         string   `yaml:"client_id"`
+	ClientSecret     string   `yaml:"client_secret"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	UserClaim        string   `yaml:"user_claim"`
+	LabelsClaims     []string `yaml:"labels_claims"`
+	LabelClaims      []string `yaml:"label_claims"`
+	Scopes           []string `yaml:"scopes"`
+	CAFile           string   `yaml:"ca_file"`
 }
 
 // Defaults of oidc_auth.
@@ -66,21 +57,6 @@ const (
 	DefaultOIDCCredentialTTL   = 30 * 24 * time.Hour
 	DefaultOIDCUserClaim       = "email"
 )
-
-// Timeout returns http_timeout or its default.
-func (o *OIDCAuth) Timeout() time.Duration {
-	return o.HTTPTimeout.Or(DefaultOIDCHTTPTimeout)
-}
-
-// Revalidate returns revalidate_after or its default.
-func (o *OIDCAuth) Revalidate() time.Duration {
-	return o.RevalidateAfter.Or(DefaultOIDCRevalidateAfter)
-}
-
-// TTL returns credential_ttl or its default.
-func (o *OIDCAuth) TTL() time.Duration {
-	return o.CredentialTTL.Or(DefaultOIDCCredentialTTL)
-}
 
 // Claim returns user_claim or its default.
 func (o *OIDCAuth) Claim() string {
@@ -168,6 +144,6 @@ func (o *OIDCAuth) warnings() [][2]string {
 	if len(o.LabelClaims) > 0 {
 		out = append(out, [2]string{"label_claims is deprecated (docker_auth's reference.yml spelling; its code reads labels_claims): write labels_claims", "label_claims"})
 	}
-	out = append(out, tokenDBWarnings(&o.TokenDB, &o.LevelTokenDB, &o.RedisTokenDB, &o.GCSTokenDB)...)
+	out = append(out, o.tokenDBWarnings()...)
 	return out
 }
