@@ -153,6 +153,10 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 			failing[a.source()] = why
 		}
 	}
+	if why, err := st.signer.NotReady(ctx); why != "" {
+		failing["signer"] = why
+		s.logger.Warn("readiness check failed", "signer", st.signer.KeyKind(), "err", err)
+	}
 	body := map[string]any{"ready": len(failing) == 0, "failing": failing}
 	if why := s.throttle.storeStatus(ctx); why != "" {
 		// Not a failure: the replica still throttles, with its own counts.

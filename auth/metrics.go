@@ -33,6 +33,7 @@ type Metrics struct {
 	duration      *prometheus.HistogramVec
 	stage         *prometheus.HistogramVec
 	backendErrors *prometheus.CounterVec
+	signerErrors  *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	lastReload    prometheus.Gauge
 	cacheRequests *prometheus.CounterVec
@@ -84,6 +85,10 @@ func newMetrics(version string) *Metrics {
 			Name: "gatehouse_backend_errors_total",
 			Help: "Authenticator calls that failed to answer (the client got 503).",
 		}, []string{"backend"}),
+		signerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_signer_errors_total",
+			Help: "Tokens the key service holding the signing key (awskms, pkcs11) did not sign in time, after retries (the client got 503).",
+		}, []string{"key"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_config_reloads_total",
 			Help: "Configuration reloads by result (success, failure).",
@@ -107,7 +112,7 @@ func newMetrics(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.reloads, m.lastReload, m.cacheRequests, m.grantHit, build,
+	m.registry.MustRegister(m.requests, m.duration, m.stage, m.backendErrors, m.signerErrors, m.reloads, m.lastReload, m.cacheRequests, m.grantHit, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)

@@ -2,9 +2,12 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse/gatehouse/token"
 )
 
 // serveToken answers a token request. It reads top to bottom as the stages
@@ -125,10 +128,16 @@ func (s *Server) authorize(st *state, req *Request, id *identity) (*grant, *Erro
 // audit line. It reports whether a token was issued.
 func (s *Server) issue(ctx context.Context, w http.ResponseWriter, r *http.Request, st *state, g *grant, start time.Time) bool {
 	tSign := s.now()
-	resp, err := st.respond(g.req, &g.id, g.access)
+	resp, err := st.respond(ctx, g.req, &g.id, g.access)
 	end := s.now()
 	s.metrics.signStage.Observe(end.Sub(tSign).Seconds())
-	if err != nil {
+	switch {
+	case errors.Is(err, token.ErrSignerUnavailable):
+		s.metrics.signerErrors.WithLabelValues(st.signer.KeyKind()).Inc()
+		s.fail(w, r, g.req, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "token signing is temporarily unavailable; try again", RetryAfter: 1, Err: err}, start)
+		return false
+	case err != nil:
 		s.fail(w, r, g.req, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}, start)
 		return false
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -120,8 +121,8 @@ type tokenResponse struct {
 // respond signs the access token and, when offline access was asked for by
 // a signed-in account, a refresh token. A request that came with a refresh
 // token gets the same one back: Docker never stores a new one.
-func (st *state) respond(req *Request, id *identity, access []token.Access) (tokenResponse, error) {
-	tok, err := st.signer.Issue(id.Account, req.Service, access)
+func (st *state) respond(ctx context.Context, req *Request, id *identity, access []token.Access) (tokenResponse, error) {
+	tok, err := st.signer.IssueContext(ctx, id.Account, req.Service, access)
 	if err != nil {
 		return tokenResponse{}, err
 	}

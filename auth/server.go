@@ -316,6 +316,7 @@ func (st *state) close() {
 	if st.workload != nil {
 		_ = st.workload.Close()
 	}
+	_ = st.signer.Close()
 }
 
 // mongoACL returns the state's acl_mongo, or nil.

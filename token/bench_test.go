@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -19,7 +20,7 @@ var benchAccess = []Access{{Type: "repository", Name: "team/service-api", Action
 func eddsaSigner(b *testing.B) *Signer {
 	key := testKey(b, "ed25519").(ed25519.PrivateKey)
 	s := &Signer{alg: "EdDSA", issuer: "bench issuer", expiration: 15 * time.Minute, pub: key.Public(), now: time.Now,
-		sign: func(dst, msg []byte) ([]byte, error) {
+		sign: func(_ context.Context, dst, msg []byte) ([]byte, error) {
 			sig, err := jwt.SigningMethodEdDSA.Sign(string(msg), key)
 			return append(dst, sig...), err
 		}}
@@ -42,7 +43,7 @@ func BenchmarkIssue(b *testing.B) {
 		{"EdDSA-golang-jwt", eddsaSigner},
 		{"overhead-without-signing", func(b *testing.B) *Signer {
 			s := testSigner(b, testKey(b, "p256"), nil)
-			s.sign = func(dst, _ []byte) ([]byte, error) { return append(dst, make([]byte, 64)...), nil }
+			s.sign = func(_ context.Context, dst, _ []byte) ([]byte, error) { return append(dst, make([]byte, 64)...), nil }
 			return s
 		}},
 	}

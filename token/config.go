@@ -29,6 +29,17 @@ const maxExpiration = math.MaxInt64 / int64(time.Second)
 //	  x5c: true                    # put the certificate chain in every token header (default true)
 //	  kid: libtrust                # libtrust (default) | thumbprint | none
 //	  generate_if_missing: false   # development: create a self-signed P-256 key+cert when both files are absent, and log it
+//	  key_timeout: 2s              # with a key reference: bound of one signing call to the key service
+//	  key_retries: 2               # with a key reference: further calls after a failed one (0-5)
+//
+// key (and next_key) may instead name a key held by a key service, which
+// never leaves it: awskms:///KEY-ID-OR-ARN-OR-ALIAS?region=…&endpoint=… for
+// AWS KMS, or an RFC 7512 pkcs11: URI for an HSM (binaries built with the
+// pkcs11 tag). The certificate stays a file; with generate_if_missing and no
+// certificate file, a self-signed certificate for the key is made and
+// written there. Such a key needs refresh_secret_file: the secret of
+// refresh tokens, access tokens and sign-in credentials cannot be derived
+// from a private key Gatehouse cannot read.
 //
 // With x5c (the default) both registry v2.8 and v3 verify tokens against a
 // rootcertbundle holding the certificate (or its CA) whatever the kid; kid
@@ -74,6 +85,26 @@ type Config struct {
 	// certificate bundle so registries can trust it before the switch.
 	NextCertificate string `yaml:"next_certificate"`
 	NextKey         string `yaml:"next_key"`
+
+	// KeyTimeout bounds one signing call to the key service when key (or
+	// next_key) is a key reference; 0 means DefaultKeyTimeout.
+	KeyTimeout time.Duration `yaml:"key_timeout"`
+	// KeyRetries is how many times a failed signing call is tried again
+	// (after 50 ms, then double the pause each time); nil means
+	// DefaultKeyRetries, at most 5.
+	KeyRetries *int `yaml:"key_retries"`
+}
+
+// remotePolicy returns how calls to a key service are bounded.
+func (c *Config) remotePolicy() remotePolicy {
+	p := remotePolicy{timeout: c.KeyTimeout, retries: DefaultKeyRetries, backoff: 50 * time.Millisecond}
+	if p.timeout == 0 {
+		p.timeout = DefaultKeyTimeout
+	}
+	if c.KeyRetries != nil {
+		p.retries = *c.KeyRetries
+	}
+	return p
 }
 
 // DefaultRefreshExpiration is the refresh-token lifetime when
@@ -109,7 +140,17 @@ func (c *Config) Validate() error {
 		add("certificate", "certificate is required (PEM certificate of the signing key)")
 	}
 	if c.Key == "" {
-		add("key", "key is required (PEM private key)")
+		add("key", "key is required (PEM private key, or a key reference: awskms:…, pkcs11:…)")
+	}
+	remote := IsKeyReference(c.Key)
+	if remote && c.RefreshSecretFile == "" {
+		add("refresh_secret_file", "refresh_secret_file is required when the key is held by a key service (%s): the secret of refresh tokens, access tokens and sign-in credentials is otherwise derived from the private key, which Gatehouse cannot read (create one with: head -c 48 /dev/urandom | base64)", keyScheme(c.Key))
+	}
+	if c.KeyTimeout < 0 || c.KeyTimeout > 0 && c.KeyTimeout < time.Millisecond {
+		add("key_timeout", "key_timeout must be a duration of at least 1ms with its unit (e.g. 2s), got %s", c.KeyTimeout)
+	}
+	if c.KeyRetries != nil && (*c.KeyRetries < 0 || *c.KeyRetries > maxKeyRetries) {
+		add("key_retries", "key_retries must be between 0 and %d, got %d", maxKeyRetries, *c.KeyRetries)
 	}
 	switch c.KID {
 	case "", KIDLibtrust, KIDThumbprint, KIDNone:
@@ -122,7 +163,7 @@ func (c *Config) Validate() error {
 	case c.RefreshExpiration > maxExpiration:
 		add("refresh_expiration", "refresh_expiration %d seconds is too large", c.RefreshExpiration)
 	}
-	if !c.OAuth2Enabled() && (c.RefreshExpiration != 0 || c.RefreshSecretFile != "") {
+	if !c.OAuth2Enabled() && (c.RefreshExpiration != 0 || c.RefreshSecretFile != "" && !remote) {
 		add("oauth2", "refresh_expiration and refresh_secret_file need oauth2 (refresh tokens are redeemed by POST)")
 	}
 	if (c.NextCertificate == "") != (c.NextKey == "") {
@@ -158,12 +199,17 @@ func (c *Config) x5c() bool { return c.X5C == nil || *c.X5C }
 // serving would create. If only one of the files exists that is an error
 // naming the missing one.
 //
+// When key is a key reference (awskms:, pkcs11:), the key service is asked
+// for the public key, bounded by 15 seconds, and the Signer holds a client
+// or session until Close. With GenerateIfMissing and no certificate file, a
+// self-signed certificate for that key is written there.
+//
 // Errors are placed with cfgerr.At at "certificate" or "key": file
 // unreadable, not PEM, key type unsupported (RSA and ECDSA P-256/384/521
 // only: Ed25519 is rejected because registries v2.8 cannot verify it), key
 // not matching the certificate, certificate expired or not yet valid at the
 // time of the clock set with WithClock.
-func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
+func (c *Config) NewSigner(opts ...Option) (_ *Signer, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -174,26 +220,36 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	var kp *keyPair // the generated pair, when one was
-	if c.GenerateIfMissing {
-		var err error
-		if kp, err = generateIfMissing(c.Certificate, c.Key, s.now(), !s.readOnly); err != nil {
-			return nil, err
-		}
+	var kp *keyPair
+	var generated bool
+	switch {
+	case IsKeyReference(c.Key):
+		kp, generated, err = loadExternalKeyPair(c.Certificate, c.Key, s.now(), c.GenerateIfMissing, !s.readOnly)
+	case c.GenerateIfMissing:
+		kp, err = generateIfMissing(c.Certificate, c.Key, s.now(), !s.readOnly)
+		generated = kp != nil
 	}
-	generated := kp != nil
-	if !generated {
-		var err error
-		if kp, err = loadKeyPair(c.Certificate, c.Key, s.now()); err != nil {
-			return nil, err
-		}
+	if err == nil && kp == nil {
+		kp, err = loadKeyPair(c.Certificate, c.Key, s.now())
 	}
+	if err != nil {
+		return nil, err
+	}
+	s.ext = kp.ext
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
 	if err := s.init(c, kp); err != nil {
 		return nil, err
 	}
 	next, err := c.loadNextKeyPair(s)
 	if err != nil {
 		return nil, err
+	}
+	if next != nil {
+		s.nextExt = next.ext
 	}
 	if err := s.publish(next); err != nil {
 		return nil, err
@@ -212,6 +268,13 @@ func (c *Config) NewSigner(opts ...Option) (*Signer, error) {
 		return nil, err
 	}
 	switch {
+	case generated && kp.ext != nil && s.readOnly:
+		s.log.Warn("token: certificate does not exist; serving with this configuration would write a self-signed certificate for the key there (generate_if_missing); nothing was written",
+			"certificate", c.Certificate, "key", kp.ext.name)
+	case generated && kp.ext != nil:
+		s.log.Warn("token: wrote a self-signed certificate for the key held by the key service; give it to the registry (rootcertbundle)",
+			"certificate", c.Certificate, "key", kp.ext.name, "alg", s.alg, "kid", s.kid,
+			"not_after", kp.certs[0].NotAfter.UTC().Format(time.RFC3339))
 	case generated && s.readOnly:
 		s.log.Warn("token: certificate and key do not exist; serving with this configuration would generate a self-signed development pair there (generate_if_missing); nothing was written",
 			"certificate", c.Certificate, "key", c.Key)

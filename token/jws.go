@@ -1,10 +1,10 @@
 package token
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -14,41 +14,60 @@ import (
 	"github.com/gatehouse/gatehouse/internal/jsontext"
 )
 
-// signRS256 signs with RSASSA-PKCS1-v1_5 and SHA-256.
-func signRS256(key *rsa.PrivateKey) signFunc {
-	return func(dst, msg []byte) ([]byte, error) {
-		digest := sha256.Sum256(msg)
-		sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
-		if err != nil {
-			return dst, err
-		}
-		return append(dst, sig...), nil
+// hashFor returns the hash of a JWS algorithm: SHA-256 for RS256 and
+// ES256, SHA-384 for ES384, SHA-512 for ES512.
+func hashFor(alg string) crypto.Hash {
+	switch alg {
+	case "ES384":
+		return crypto.SHA384
+	case "ES512":
+		return crypto.SHA512
 	}
+	return crypto.SHA256
 }
 
-// signECDSA signs with ECDSA and the hash that goes with alg (ES256, ES384
-// or ES512), producing the fixed-length r||s signature JWS requires (RFC
-// 7518 §3.4) rather than Go's ASN.1 form.
-func signECDSA(key *ecdsa.PrivateKey, alg string) signFunc {
-	size := (key.Curve.Params().BitSize + 7) / 8
-	return func(dst, msg []byte) ([]byte, error) {
-		var digest []byte
-		switch alg {
-		case "ES384":
-			d := sha512.Sum384(msg)
-			digest = d[:]
-		case "ES512":
-			d := sha512.Sum512(msg)
-			digest = d[:]
-		default:
-			d := sha256.Sum256(msg)
-			digest = d[:]
+// appendDigest appends the hash of msg to dst without allocating.
+func appendDigest(dst []byte, hash crypto.Hash, msg []byte) []byte {
+	switch hash {
+	case crypto.SHA384:
+		d := sha512.Sum384(msg)
+		return append(dst, d[:]...)
+	case crypto.SHA512:
+		d := sha512.Sum512(msg)
+		return append(dst, d[:]...)
+	}
+	d := sha256.Sum256(msg)
+	return append(dst, d[:]...)
+}
+
+// newSignFunc is the one signing path of every key, in a file or held by a
+// key service: hash the signing input, have the key sign the digest (RSA:
+// PKCS #1 v1.5; ECDSA: an ASN.1 signature) and, for ECDSA, convert it to the
+// fixed-length r||s form JWS requires (RFC 7518 §3.4). ext is nil for a key
+// in memory; otherwise calls are bounded and retried under p.
+func newSignFunc(key crypto.Signer, ext *externalKey, p remotePolicy, alg string) signFunc {
+	hash := hashFor(alg)
+	size := 0
+	if pub, ok := key.Public().(*ecdsa.PublicKey); ok {
+		size = (pub.Curve.Params().BitSize + 7) / 8
+	}
+	return func(ctx context.Context, dst, msg []byte) ([]byte, error) {
+		var buf [sha512.Size]byte
+		digest := appendDigest(buf[:0], hash, msg)
+		var sig []byte
+		var err error
+		if ext != nil {
+			sig, err = signRemote(ctx, ext, p, digest, hash)
+		} else {
+			sig, err = key.Sign(rand.Reader, digest, hash)
 		}
-		der, err := ecdsa.SignASN1(rand.Reader, key, digest)
 		if err != nil {
 			return dst, err
 		}
-		return appendRawECDSA(dst, der, size)
+		if size == 0 {
+			return append(dst, sig...), nil
+		}
+		return appendRawECDSA(dst, sig, size)
 	}
 }
 

@@ -25,10 +25,66 @@ import (
 // devCommonName is the subject of generated development certificates.
 const devCommonName = "gatehouse development token signer"
 
+// externalCommonName is the subject of certificates generated for a key
+// held by a key service.
+const externalCommonName = "gatehouse token signer"
+
 // keyPair is a loaded signing key and its certificate chain, leaf first.
 type keyPair struct {
 	key   crypto.Signer
 	certs []*x509.Certificate
+	ext   *externalKey // set when a key service holds the key; key is then ext.signer
+}
+
+// keyName describes the key in messages: the file path, or the key
+// service's name for it.
+func (kp *keyPair) keyName(path string) string {
+	if kp.ext != nil {
+		return kp.ext.name
+	}
+	return path
+}
+
+// loadExternalKeyPair opens the key a reference names and reads the
+// certificate chain for it. With generate and no certificate file, it makes
+// a self-signed certificate for the key, signed by the key service, and
+// writes it when write is set; generated reports that it did. The key is
+// closed again on any error.
+func loadExternalKeyPair(certPath, ref string, now time.Time, generate, write bool) (kp *keyPair, generated bool, err error) {
+	ext, err := openExternalKey(ref)
+	if err != nil {
+		return nil, false, cfgerr.At(err, "key")
+	}
+	defer func() {
+		if err != nil {
+			_ = ext.Close()
+		}
+	}()
+	if generate && missing(certPath) {
+		cert, certPEM, err := selfSignedCertificate(ext.signer, externalCommonName, now)
+		if err != nil {
+			return nil, false, cfgerr.At(fmt.Errorf("token: key %s: %w", ext.name, err), "key")
+		}
+		if write {
+			if err := writeNewFile(certPath, certPEM, 0o644); err != nil {
+				return nil, false, cfgerr.At(err, "certificate")
+			}
+		}
+		return &keyPair{key: ext.signer, certs: []*x509.Certificate{cert}, ext: ext}, true, nil
+	}
+	certs, err := loadCertificates(certPath)
+	if err != nil {
+		return nil, false, cfgerr.At(err, "certificate")
+	}
+	if err := matchKey(ext.signer, certs, ext.name, certPath); err != nil {
+		return nil, false, cfgerr.At(err, "key")
+	}
+	for _, c := range certs {
+		if err := checkValidity(c, certPath, now); err != nil {
+			return nil, false, cfgerr.At(err, "certificate")
+		}
+	}
+	return &keyPair{key: ext.signer, certs: certs, ext: ext}, false, nil
 }
 
 // loadKeyPair reads and checks the certificate chain and the private key.
@@ -262,8 +318,24 @@ func generateDevKeyPair(now time.Time) (kp *keyPair, certPEM, keyPEM []byte, err
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("token: generating key: %w", err)
 	}
+	cert, certPEM, err := selfSignedCertificate(key, devCommonName, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("token: encoding key: %w", err)
+	}
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+	return &keyPair{key: key, certs: []*x509.Certificate{cert}}, certPEM, keyPEM, nil
+}
+
+// selfSignedCertificate makes a certificate for key, signed by key itself,
+// valid for one year back-dated by one hour, and returns it with its PEM.
+// key may be held by a key service: it is asked for one signature.
+func selfSignedCertificate(key crypto.Signer, commonName string, now time.Time) (*x509.Certificate, []byte, error) {
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: devCommonName},
+		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(1, 0, 0),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -271,19 +343,13 @@ func generateDevKeyPair(now time.Time) (kp *keyPair, certPEM, keyPEM []byte, err
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("token: creating certificate: %w", err)
+		return nil, nil, fmt.Errorf("token: creating certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("token: parsing the generated certificate: %w", err)
+		return nil, nil, fmt.Errorf("token: parsing the generated certificate: %w", err)
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("token: encoding key: %w", err)
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
-	return &keyPair{key: key, certs: []*x509.Certificate{cert}}, certPEM, keyPEM, nil
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // writeNewFile creates path (and missing parent directories, mode 0700)

@@ -193,7 +193,13 @@ func (c *Config) loadNextKeyPair(s *Signer) (*keyPair, error) {
 	if c.NextCertificate == "" {
 		return nil, nil
 	}
-	kp, err := loadKeyPair(c.NextCertificate, c.NextKey, s.now())
+	var kp *keyPair
+	var err error
+	if IsKeyReference(c.NextKey) {
+		kp, _, err = loadExternalKeyPair(c.NextCertificate, c.NextKey, s.now(), false, false)
+	} else {
+		kp, err = loadKeyPair(c.NextCertificate, c.NextKey, s.now())
+	}
 	if err == nil {
 		return kp, nil
 	}

@@ -128,6 +128,8 @@ func (c *Config) refreshSecret(key crypto.Signer) ([]byte, error) {
 			return nil, cfgerr.At(fmt.Errorf("token: refresh secret in %s is %d bytes; use at least %d (e.g. head -c 48 /dev/urandom | base64)", c.RefreshSecretFile, len(secret), MinRefreshSecret), "refresh_secret_file")
 		}
 	} else {
+		// Only key files get here: Validate requires refresh_secret_file
+		// for a key held by a key service, whose private key cannot be read.
 		der, err := x509.MarshalPKCS8PrivateKey(key)
 		if err != nil {
 			return nil, cfgerr.At(fmt.Errorf("token: deriving refresh secret: %w", err), "key")

@@ -23,8 +23,8 @@
 package token
 
 import (
+	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -97,7 +97,8 @@ type Token struct {
 }
 
 // signFunc appends the raw JWS signature of msg (the signing input) to dst.
-type signFunc func(dst, msg []byte) ([]byte, error)
+// A key held by a key service is asked within ctx.
+type signFunc func(ctx context.Context, dst, msg []byte) ([]byte, error)
 
 // Signer issues access tokens with one key. Create it with
 // Config.NewSigner; it is safe for concurrent use.
@@ -110,6 +111,9 @@ type Signer struct {
 	certs      []*x509.Certificate
 	x5c        bool
 	sign       signFunc
+	ext        *externalKey // the key service's key; nil for a key file
+	nextExt    *externalKey // next_key's, when it is held by a key service
+	health     keyHealth    // outcome of the last signature by ext
 	now        func() time.Time
 	log        *slog.Logger
 	readOnly   bool // WithReadOnly: NewSigner writes no file
@@ -126,21 +130,15 @@ type Signer struct {
 
 // init sets the signer up for a loaded key pair.
 func (s *Signer) init(c *Config, kp *keyPair) error {
-	switch k := kp.key.(type) {
-	case *rsa.PrivateKey:
-		s.alg, s.sign = "RS256", signRS256(k)
-		if bits := k.N.BitLen(); bits < 2048 {
-			s.log.Warn("token: RSA signing key is shorter than 2048 bits", "key", c.Key, "bits", bits)
-		}
-	case *ecdsa.PrivateKey:
-		alg, err := ecdsaAlgorithm(&k.PublicKey)
-		if err != nil {
-			return cfgerr.At(fmt.Errorf("token: key %s: %w", c.Key, err), "key")
-		}
-		s.alg, s.sign = alg, signECDSA(k, alg)
-	default:
-		return cfgerr.At(fmt.Errorf("token: key %s: unsupported key type %T", c.Key, kp.key), "key")
+	alg, err := algorithmOf(kp.key.Public())
+	if err != nil {
+		return cfgerr.At(fmt.Errorf("token: key %s: %w", kp.keyName(c.Key), err), "key")
 	}
+	if k, ok := kp.key.Public().(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+		s.log.Warn("token: RSA signing key is shorter than 2048 bits", "key", kp.keyName(c.Key), "bits", k.N.BitLen())
+	}
+	s.alg, s.ext = alg, kp.ext
+	s.sign = newSignFunc(kp.key, kp.ext, c.remotePolicy(), alg)
 	s.pub = kp.key.Public()
 	kid, err := keyID(c.kidMode(), s.pub)
 	if err != nil {
@@ -194,8 +192,16 @@ const maxPooled = 64 << 10
 // Issue signs an access token for subject (the account, "" for anonymous)
 // and audience (the requested service). Each entry's actions are sorted in
 // the token; access itself is not modified. Issue is safe for concurrent
-// use.
+// use. It is IssueContext with a context that never ends: calls to a key
+// service are still bounded by key_timeout and key_retries.
 func (s *Signer) Issue(subject, audience string, access []Access) (*Token, error) {
+	return s.IssueContext(context.Background(), subject, audience, access)
+}
+
+// IssueContext is Issue with a context bounding the calls to a key service
+// that holds the signing key. When the service does not sign in time, the
+// error wraps ErrSignerUnavailable.
+func (s *Signer) IssueContext(ctx context.Context, subject, audience string, access []Access) (*Token, error) {
 	iat := s.now().Unix() // truncated: iat is never in the future
 	exp := iat + int64(s.expiration/time.Second)
 
@@ -209,7 +215,10 @@ func (s *Signer) Issue(subject, audience string, access []Access) (*Token, error
 	b.out = append(b.out[:0], s.header...)
 	b.out = base64.RawURLEncoding.AppendEncode(b.out, b.claims)
 	var err error
-	b.sig, err = s.sign(b.sig[:0], b.out)
+	b.sig, err = s.sign(ctx, b.sig[:0], b.out)
+	if s.ext != nil {
+		s.health.record(err, s.now())
+	}
 	if err != nil {
 		s.pool.Put(b)
 		return nil, fmt.Errorf("token: signing: %w", err)
