@@ -1,6 +1,7 @@
 package token
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,9 +143,11 @@ func (c *Config) Validate() error {
 	if c.Key == "" {
 		add("key", "key is required (PEM private key, or a key reference: awskms:…, pkcs11:…)")
 	}
-	remote := IsKeyReference(c.Key)
+	// next_key counts too: the secret must not change when it becomes key.
+	scheme := cmp.Or(keyScheme(c.Key), keyScheme(c.NextKey))
+	remote := scheme != ""
 	if remote && c.RefreshSecretFile == "" {
-		add("refresh_secret_file", "refresh_secret_file is required when the key is held by a key service (%s): the secret of refresh tokens, access tokens and sign-in credentials is otherwise derived from the private key, which Gatehouse cannot read (create one with: head -c 48 /dev/urandom | base64)", keyScheme(c.Key))
+		add("refresh_secret_file", "refresh_secret_file is required when the key or next_key is held by a key service (%s): the secret of refresh tokens, access tokens and sign-in credentials is otherwise derived from the private key, which Gatehouse cannot read (create one with: head -c 48 /dev/urandom | base64)", scheme)
 	}
 	if c.KeyTimeout < 0 || c.KeyTimeout > 0 && c.KeyTimeout < time.Millisecond {
 		add("key_timeout", "key_timeout must be a duration of at least 1ms with its unit (e.g. 2s), got %s", c.KeyTimeout)

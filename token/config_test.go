@@ -2,6 +2,7 @@ package token
 
 import (
 	"testing"
+	"time"
 )
 
 func validConfig() Config {
@@ -54,6 +55,22 @@ func TestValidate(t *testing.T) {
 			wantPaths: []string{"disable_legacy_key_id"}, wantMsg: "conflicts with kid: libtrust"},
 		{name: "disable_legacy_key_id and kid none", modify: func(c *Config) { c.DisableLegacyKeyID = true; c.KID = KIDNone },
 			wantPaths: []string{"disable_legacy_key_id"}, wantMsg: "conflicts with kid: none"},
+		{name: "key reference needs refresh_secret_file", modify: func(c *Config) { c.Key = "awskms:///alias/token?region=eu-west-1" },
+			wantPaths: []string{"refresh_secret_file"}, wantMsg: "key or next_key is held by a key service (awskms)"},
+		{name: "key reference with refresh_secret_file", modify: func(c *Config) { c.Key = "pkcs11:token=t;object=k"; c.RefreshSecretFile = "/s" },
+			wantKID: KIDLibtrust, wantX5C: true},
+		{name: "key reference keeps the secret without oauth2", modify: func(c *Config) { c.Key = "awskms:///k"; c.RefreshSecretFile = "/s"; c.OAuth2 = &f },
+			wantKID: KIDLibtrust, wantX5C: true},
+		{name: "next_key reference needs refresh_secret_file", modify: func(c *Config) { c.NextKey = "pkcs11:object=k"; c.NextCertificate = "/n.pem" },
+			wantPaths: []string{"refresh_secret_file"}, wantMsg: "key or next_key is held by a key service (pkcs11)"},
+		{name: "key_timeout without a unit", modify: func(c *Config) { c.KeyTimeout = 2 },
+			wantPaths: []string{"key_timeout"}, wantMsg: "with its unit"},
+		{name: "key_timeout negative", modify: func(c *Config) { c.KeyTimeout = -time.Second },
+			wantPaths: []string{"key_timeout"}, wantMsg: "at least 1ms"},
+		{name: "key_retries too many", modify: func(c *Config) { n := 6; c.KeyRetries = &n },
+			wantPaths: []string{"key_retries"}, wantMsg: "between 0 and 5, got 6"},
+		{name: "key_retries negative", modify: func(c *Config) { n := -1; c.KeyRetries = &n },
+			wantPaths: []string{"key_retries"}, wantMsg: "got -1"},
 		{name: "disable_legacy_key_id and unknown kid", modify: func(c *Config) { c.DisableLegacyKeyID = true; c.KID = "x" },
 			wantPaths: []string{"kid"}},
 	}
