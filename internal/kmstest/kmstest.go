@@ -62,6 +62,8 @@ type Server struct {
 	server *http.Server
 	done   chan struct{}
 	hang   atomic.Bool
+	fail   atomic.Bool
+	calls  sync.Map // method → *atomic.Int64
 }
 
 // Start serves local-kms on a free loopback port until the test ends. It
@@ -118,11 +120,19 @@ func (s *Server) serve(l net.Listener) {
 // handle dispatches a request as local-kms's server does
 // (X-Amz-Target: TrentService.METHOD), logging to nowhere.
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, db *data.Database) {
+	_, method, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+	n, _ := s.calls.LoadOrStore(method, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	if s.fail.Load() {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"__type":"KMSInternalException","message":"kmstest: failing on purpose"}`)
+		return
+	}
 	if s.hang.Load() {
 		<-r.Context().Done() // the client gave up, or Stop closed the connection
 		return
 	}
-	_, method, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
 	if r.Method != http.MethodPost || method == "" {
 		http.Error(w, "kmstest: not a KMS request", http.StatusBadRequest)
 		return
@@ -157,6 +167,21 @@ func (s *Server) Stop() {
 // true) or answer again (false): a key service that is overloaded or cut
 // off behind a load balancer.
 func (s *Server) Hang(hang bool) { s.hang.Store(hang) }
+
+// Fail makes the server answer every request with HTTP 500
+// KMSInternalException (fail is true), which the SDK's own retryer would
+// retry, or answer normally again (false).
+func (s *Server) Fail(fail bool) { s.fail.Store(fail) }
+
+// Calls returns how many requests for method (such as "Sign") the server
+// has received.
+func (s *Server) Calls(method string) int64 {
+	n, ok := s.calls.Load(method)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
 
 // Restart serves again on the same port, with the same keys.
 func (s *Server) Restart() {
