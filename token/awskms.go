@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -69,6 +71,23 @@ func openAWSKMS(ctx context.Context, ref string) (*externalKey, error) {
 	if cfg.Region == "" {
 		return fail("no AWS region: give region= in the reference, a key ARN, or set AWS_REGION")
 	}
+	// A transport of its own (with AWS_CA_BUNDLE applied, as the SDK's),
+	// so that Close can drop its connections when a reload replaces the key.
+	closeIdle := func() {}
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if cfg.HTTPClient == nil {
+		b, ok = awshttp.NewBuildableClient(), true
+	}
+	if ok {
+		tr := b.GetTransport()
+		tr.MaxIdleConnsPerHost = 32 // token requests sign concurrently
+		cfg.HTTPClient = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		closeIdle = tr.CloseIdleConnections
+	}
+	fail = func(format string, args ...any) (*externalKey, error) {
+		closeIdle()
+		return nil, fmt.Errorf("token: key %s: "+format, append([]any{r.shown()}, args...)...)
+	}
 	client := kms.NewFromConfig(cfg, func(o *kms.Options) {
 		// key_retries is the one retry policy; signRemote bounds each call.
 		o.Retryer = aws.NopRetryer{}
@@ -114,6 +133,7 @@ func openAWSKMS(ctx context.Context, ref string) (*externalKey, error) {
 		signer: &kmsKey{client: client, arn: arn, pub: pub, spec: spec},
 		kind:   "awskms",
 		name:   name,
+		close:  func() error { closeIdle(); return nil },
 	}, nil
 }
 

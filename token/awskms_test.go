@@ -439,3 +439,26 @@ func TestAWSKMSRetries(t *testing.T) {
 		})
 	}
 }
+
+// TestAWSKMSCloseDropsConnections: closing the Signer (as a reload does
+// with the one it replaces) closes its connections to KMS.
+func TestAWSKMSCloseDropsConnections(t *testing.T) {
+	srv := kmstest.Start(t)
+	c := kmsConfig(t, t.TempDir(), srv.Ref(srv.CreateKey(t, "ECC_NIST_P256")))
+	s, err := c.NewSigner(WithClock(fixedClock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustIssue(t, s)
+	if srv.OpenConns() == 0 {
+		t.Fatal("no connection to KMS is open after signing")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); srv.OpenConns() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to KMS still open after Close", srv.OpenConns())
+		}
+	}
+}

@@ -64,6 +64,7 @@ type Server struct {
 	hang   atomic.Bool
 	fail   atomic.Bool
 	calls  sync.Map // method → *atomic.Int64
+	conns  atomic.Int64
 }
 
 // Start serves local-kms on a free loopback port until the test ends. It
@@ -104,9 +105,19 @@ func (s *Server) serve(l net.Listener) {
 	defer s.mu.Unlock()
 	s.db = data.NewDatabase(s.Dir)
 	db := s.db
-	s.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.handle(w, r, db)
-	})}
+	s.server = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.handle(w, r, db)
+		}),
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				s.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.conns.Add(-1)
+			}
+		},
+	}
 	s.done = make(chan struct{})
 	srv, done := s.server, s.done
 	go func() {
@@ -183,6 +194,9 @@ func (s *Server) Calls(method string) int64 {
 	return n.(*atomic.Int64).Load()
 }
 
+// OpenConns returns how many client connections are open.
+func (s *Server) OpenConns() int64 { return s.conns.Load() }
+
 // Restart serves again on the same port, with the same keys.
 func (s *Server) Restart() {
 	s.t.Helper()
@@ -194,9 +208,11 @@ func (s *Server) Restart() {
 	s.serve(l)
 }
 
-// Client returns a KMS client for the server, with dummy credentials.
+// Client returns a KMS client for the server, with dummy credentials. It
+// keeps no connection open, so OpenConns counts only the code under test.
 func (s *Server) Client() *kms.Client {
 	return kms.New(kms.Options{
+		HTTPClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		Region:       Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDKMSTEST", "kmstest-not-a-secret", ""),
