@@ -154,7 +154,8 @@ const goPlugins = "Go plugins cannot be loaded by Gatehouse: a plugin only loads
 func (c *Config) File() string { return c.file }
 
 // Files lists the files the configuration refers to (keys, certificates,
-// password and htpasswd files): what a change to should trigger a reload.
+// password and htpasswd files; not key references such as awskms:…): what
+// a change to should trigger a reload.
 // Sections that refer to files report them through a Files method.
 func (c *Config) Files() []string {
 	files := []string{c.Server.Certificate, c.Server.Key, c.Token.Certificate, c.Token.Key,
@@ -173,7 +174,8 @@ func (c *Config) Files() []string {
 	}
 	out := files[:0]
 	for _, f := range files {
-		if f != "" && !slices.Contains(out, f) {
+		// A key held by a key service (awskms:…) is no file to watch.
+		if f != "" && !token.IsKeyReference(f) && !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse/gatehouse/internal/kmstest"
 )
 
 // benchAccess is a typical push request: one repository, two actions.
@@ -132,4 +134,20 @@ func BenchmarkClaims(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIssueAWSKMS is ES256 through a KMS API on loopback (local-kms,
+// in the test process), one call at a time: the cost of the HTTP round
+// trip, SigV4 signing and local-kms's work, on top of Issue.
+func BenchmarkIssueAWSKMS(b *testing.B) {
+	srv := kmstest.Start(b)
+	c := kmsConfig(b, b.TempDir(), srv.Ref(srv.CreateKey(b, "ECC_NIST_P256")))
+	s := kmsSigner(b, c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Issue("alice", "registry.example.com", benchAccess); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }

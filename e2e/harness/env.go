@@ -58,16 +58,34 @@ func NewEnv(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOp
 // from Gatehouse's /.well-known/jwks.json.
 func NewEnvTrust(t testing.TB, newRegistry RegistryFactory, kt KeyType, o GatehouseOptions, trust Trust) *Env {
 	t.Helper()
-	logOffset := registryLogOffset()
 	dir := t.TempDir()
+	o.Key = WriteSigningKey(t, kt, dir)
+	return newEnv(t, newRegistry, dir, o, trust, string(kt))
+}
+
+// NewEnvKey is NewEnv with the signing key o.Key, whose KeyPath may be a key
+// reference (awskms:…, pkcs11:…) and whose CertPath may not exist yet: give
+// token.generate_if_missing in o.TokenExtra to have Gatehouse write it.
+// The registry trusts the certificate found at CertPath once Gatehouse has
+// started; Key.CertDER and Key.Public are filled in from it.
+func NewEnvKey(t testing.TB, newRegistry RegistryFactory, o GatehouseOptions) *Env {
+	t.Helper()
+	return newEnv(t, newRegistry, t.TempDir(), o, TrustBundle, o.Key.KeyPath)
+}
+
+func newEnv(t testing.TB, newRegistry RegistryFactory, dir string, o GatehouseOptions, trust Trust, kt string) *Env {
+	t.Helper()
+	logOffset := registryLogOffset()
 	e := &Env{
-		Key:         WriteSigningKey(t, kt, dir),
 		registryLog: &recorder{name: "registry"},
 		transport:   http.DefaultTransport.(*http.Transport).Clone(),
 	}
 	t.Cleanup(e.transport.CloseIdleConnections)
-	o.Key = e.Key
 	e.Gatehouse = StartGatehouse(t, dir, o)
+	e.Key = o.Key
+	if e.Key.CertDER == nil {
+		e.Key.CertDER, e.Key.Public = readCertificate(t, o.Key.CertPath)
+	}
 	a := RegistryAuth{
 		Realm:          e.Gatehouse.Realm,
 		Service:        Service,

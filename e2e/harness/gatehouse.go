@@ -68,6 +68,9 @@ type GatehouseOptions struct {
 	// ExtraACL is YAML list items appended to the seed policy's acl, e.g.
 	// rules on ${labels:KEY} for another authenticator's users.
 	ExtraACL string
+	// TokenExtra is YAML added to the token section, each line indented by
+	// two spaces, e.g. refresh_secret_file for a key held by a key service.
+	TokenExtra string
 	// ExtraSections is top-level YAML appended to auth_config.yml, e.g. an
 	// ldap_auth section.
 	ExtraSections string
@@ -140,6 +143,7 @@ token:
   certificate: %q
   key: %q
 `, Issuer, o.Key.CertPath, o.Key.KeyPath)
+	b.WriteString(o.TokenExtra)
 	if o.NoX5C {
 		b.WriteString("  x5c: false\n")
 	}

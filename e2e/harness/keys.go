@@ -247,3 +247,22 @@ func DistributionThumbprint(pub crypto.PublicKey) (string, error) {
 	sum := sha256.Sum256([]byte(payload))
 	return b64(sum[:]), nil
 }
+
+// readCertificate returns the DER and the public key of the first
+// certificate of the PEM file at path.
+func readCertificate(t testing.TB, path string) ([]byte, crypto.PublicKey) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the signing certificate: %v", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("%s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c.Raw, c.PublicKey
+}

@@ -1,0 +1,145 @@
+package auth
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/internal/kmstest"
+)
+
+// kmsServer builds a Server whose token key is held by local-kms: the
+// certificate is generated for the KMS key on first use.
+func kmsServer(t *testing.T, ref string, opts ...Option) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "refresh.secret"), []byte(strings.Repeat("k", 48)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf(`server: {addr: ":0"}
+token:
+  issuer: test-issuer
+  expiration: 600
+  certificate: %[1]s/token.pem
+  key: %[2]q
+  generate_if_missing: true
+  refresh_secret_file: %[1]s/refresh.secret
+  key_timeout: 300ms
+  key_retries: 1
+users:
+  alice: {password: %[3]q}
+acl:
+  - match: {account: "/.+/", name: "${account}/*"}
+    actions: ["*"]
+`, dir, ref, alicePW)
+	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// testClock is a clock the test moves forward.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestAWSKMSTokens: with the token key in KMS, tokens verify against the
+// certificate; with KMS down token requests get 503 UNAVAILABLE without
+// detail, the signer error is counted and /readyz names the signer; once KMS
+// is back /readyz recovers (by its probe) and tokens are issued again.
+func TestAWSKMSTokens(t *testing.T) {
+	kms := kmstest.Start(t)
+	tests := []struct {
+		name     string
+		down, up func()
+	}{
+		{name: "KMS stopped", down: kms.Stop, up: kms.Restart},
+		{name: "KMS not answering", down: func() { kms.Hang(true) }, up: func() { kms.Hang(false) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &testClock{now: time.Now()}
+			s := kmsServer(t, kms.Ref(kms.CreateKey(t, "ECC_NIST_P256")), WithClock(clock.Now))
+			cert := s.state.Load().signer.Certificates()[0]
+			const query = "service=registry&scope=repository:alice/app:pull,push"
+
+			r := get(s, query, "alice", "alicepw")
+			if r.status != 200 {
+				t.Fatalf("token request: %d %s", r.status, r.raw)
+			}
+			if _, err := jwt.Parse(r.body.Token, func(*jwt.Token) (any, error) { return cert.PublicKey, nil },
+				jwt.WithValidMethods([]string{"ES256"}), jwt.WithTimeFunc(clock.Now)); err != nil {
+				t.Fatalf("token does not verify against the certificate: %v", err)
+			}
+
+			tt.down()
+			done := make(chan result, 1)
+			go func() { done <- get(s, query, "alice", "alicepw") }()
+			select {
+			case r = <-done:
+			case <-time.After(10 * (2*300*time.Millisecond + 50*time.Millisecond)):
+				t.Fatal("token request hangs with KMS down")
+			}
+			if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+				t.Fatalf("token request with KMS down: %d %v %s", r.status, r.header, r.raw)
+			}
+			checkErrorBody(t, &http.Response{Header: r.header}, []byte(r.raw), CodeUnavailable)
+			for _, secret := range []string{"awskms", "arn:", "127.0.0.1", "refused", "deadline", "KMS"} {
+				if strings.Contains(r.raw, secret) {
+					t.Errorf("503 body %s reveals %q", r.raw, secret)
+				}
+			}
+			m := do(s, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			if !strings.Contains(m.raw, `gatehouse_signer_errors_total{key="awskms"} 1`) {
+				t.Errorf("metrics lack the signer error:\n%s", grepLines(m.raw, "signer"))
+			}
+			ready := do(s, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if ready.status != http.StatusServiceUnavailable || !strings.Contains(ready.raw, `"signer"`) {
+				t.Fatalf("readyz with KMS down: %d %s", ready.status, ready.raw)
+			}
+
+			tt.up()
+			clock.Add(5 * time.Second) // the probe interval
+			if ready := do(s, httptest.NewRequest(http.MethodGet, "/readyz", nil)); ready.status != 200 {
+				t.Fatalf("readyz after KMS is back: %d %s", ready.status, ready.raw)
+			}
+			if r := get(s, query, "alice", "alicepw"); r.status != 200 {
+				t.Fatalf("token request after KMS is back: %d %s", r.status, r.raw)
+			}
+		})
+	}
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
+}
