@@ -143,3 +143,39 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "")
 }
+
+// TestAWSKMSCachesKeepWorking: with the key in KMS, a repeated request is
+// still answered from the grant cache and a new scope from the credential
+// cache, and every answer is a new token that KMS signed.
+func TestAWSKMSCachesKeepWorking(t *testing.T) {
+	kms := kmstest.Start(t)
+	s := kmsServer(t, kms.Ref(kms.CreateKey(t, "ECC_NIST_P256")))
+	signsBefore := kms.Calls("Sign")
+	tokens := map[string]bool{}
+	for _, query := range []string{
+		"service=registry&scope=repository:alice/app:pull", // both caches miss
+		"service=registry&scope=repository:alice/app:pull", // the grant cache
+		"service=registry&scope=repository:alice/web:pull", // the credential cache
+	} {
+		r := get(s, query, "alice", "alicepw")
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", query, r.status, r.raw)
+		}
+		tokens[r.body.Token] = true
+	}
+	if len(tokens) != 3 {
+		t.Errorf("%d distinct tokens for 3 requests, want 3 (a cached grant is signed anew)", len(tokens))
+	}
+	if got := kms.Calls("Sign") - signsBefore; got != 3 {
+		t.Errorf("KMS signed %d times, want 3: one per token", got)
+	}
+	for series, want := range map[string]string{
+		"gatehouse_grant_cache_hits_total":                         "1",
+		`gatehouse_credential_cache_requests_total{result="hit"}`:  "1",
+		`gatehouse_credential_cache_requests_total{result="miss"}`: "1",
+	} {
+		if got := metric(t, s, series); got != want {
+			t.Errorf("%s = %q, want %q", series, got, want)
+		}
+	}
+}
