@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -44,7 +45,8 @@ func appendDigest(dst []byte, hash crypto.Hash, msg []byte) []byte {
 // key service: hash the signing input, have the key sign the digest (RSA:
 // PKCS #1 v1.5; ECDSA: an ASN.1 signature) and, for ECDSA, convert it to the
 // fixed-length r||s form JWS requires (RFC 7518 §3.4). ext is nil for a key
-// in memory; otherwise calls are bounded and retried under p.
+// in memory (an *ecdsa.PrivateKey or *rsa.PrivateKey); otherwise key is
+// ext.signer and calls are bounded and retried under p.
 func newSignFunc(key crypto.Signer, ext *externalKey, p remotePolicy, alg string) signFunc {
 	hash := hashFor(alg)
 	size := 0
@@ -56,10 +58,16 @@ func newSignFunc(key crypto.Signer, ext *externalKey, p remotePolicy, alg string
 		digest := appendDigest(buf[:0], hash, msg)
 		var sig []byte
 		var err error
-		if ext != nil {
-			sig, err = signRemote(ctx, ext, p, digest, hash)
-		} else {
-			sig, err = key.Sign(rand.Reader, digest, hash)
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey:
+			// The concrete calls keep digest on the stack: through the
+			// crypto.Signer interface it would escape (one allocation).
+			sig, err = ecdsa.SignASN1(rand.Reader, k, digest)
+		case *rsa.PrivateKey:
+			sig, err = rsa.SignPKCS1v15(nil, k, hash, digest)
+		default:
+			// A copy, so that buf stays on the stack for the cases above.
+			sig, err = signRemote(ctx, ext, p, slices.Clone(digest), hash)
 		}
 		if err != nil {
 			return dst, err
