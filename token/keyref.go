@@ -47,7 +47,15 @@ type externalKey struct {
 	name string
 	// close releases the client or session; nil when there is nothing.
 	close func() error
+	// slots bounds the calls of a signer without SignContext that are in
+	// progress, those given up on included: a hung key service holds at
+	// most cap(slots) goroutines. Set by openExternalKey.
+	slots chan struct{}
 }
+
+// maxPendingCalls is how many signing calls that cannot be cancelled may
+// be in progress at once for one key.
+const maxPendingCalls = 64
 
 // keyOpener opens the key a reference names. ref is the whole reference,
 // scheme included. It must honour ctx for every call it makes.
@@ -90,8 +98,11 @@ func openExternalKey(ref string) (*externalKey, error) {
 		return nil, err
 	}
 	if _, err := algorithmOf(k.signer.Public()); err != nil {
-		k.Close()
+		_ = k.Close()
 		return nil, fmt.Errorf("token: key %s: %w", k.name, err)
+	}
+	if _, ok := k.signer.(contextSigner); !ok {
+		k.slots = make(chan struct{}, maxPendingCalls)
 	}
 	return k, nil
 }
@@ -113,9 +124,19 @@ func (k *externalKey) signDigest(ctx context.Context, digest []byte, opts crypto
 		sig []byte
 		err error
 	}
+	if k.slots != nil {
+		select {
+		case k.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%d signing calls still in progress: %w", cap(k.slots), ctx.Err())
+		}
+	}
 	done := make(chan result, 1) // buffered: a late answer is dropped, not blocked on
 	go func() {
 		sig, err := k.signer.Sign(nil, digest, opts)
+		if k.slots != nil {
+			<-k.slots
+		}
 		done <- result{sig, err}
 	}()
 	select {

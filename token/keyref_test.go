@@ -271,3 +271,19 @@ func TestFileKeyIsAlwaysReady(t *testing.T) {
 		t.Errorf("file key: NotReady = %q, %v; KeyKind = %q", why, err, s.KeyKind())
 	}
 }
+
+func TestHungCallsAreBounded(t *testing.T) {
+	k := newFlakyKey(t, "p256")
+	s := externalSigner(t, k, remotePolicy{timeout: 20 * time.Millisecond}, fixedClock)
+	s.ext.slots = make(chan struct{}, 2)
+	k.reset()
+	k.hang.Store(true)
+	for i := range 5 {
+		if _, err := s.Issue("alice", "registry", nil); !errors.Is(err, ErrSignerUnavailable) {
+			t.Fatalf("request %d: error %v, want ErrSignerUnavailable", i, err)
+		}
+	}
+	if n := k.calls.Load(); n != 2 {
+		t.Errorf("%d calls started against a hung key service, want 2 (the bound)", n)
+	}
+}
