@@ -1,7 +1,7 @@
 // Command gatehouse is a token-authentication server for Docker and OCI
 // registries, configured with cesanta/docker_auth's auth_config.yml. It
 // parses the command line and calls internal/daemon (serve) or
-// internal/commands (validate, check, token, hash, version); commands.Usage lists
+// internal/commands (validate, check, token, certificate, hash, version); commands.Usage lists
 // the command lines.
 package main
 
@@ -41,6 +41,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return commands.Check(args[1:], stdout, stderr)
 	case args[0] == "token":
 		return commands.Token(args[1:], stdout, stderr)
+	case args[0] == "certificate":
+		return commands.Certificate(args[1:], stdout, stderr)
 	case args[0] == "hash":
 		return commands.Hash(args[1:], stdin, stdout, stderr)
 	case args[0] == "version" || args[0] == "-version" || args[0] == "--version":

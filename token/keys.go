@@ -334,10 +334,16 @@ func generateDevKeyPair(now time.Time) (kp *keyPair, certPEM, keyPEM []byte, err
 // valid for one year back-dated by one hour, and returns it with its PEM.
 // key may be held by a key service: it is asked for one signature.
 func selfSignedCertificate(key crypto.Signer, commonName string, now time.Time) (*x509.Certificate, []byte, error) {
-	tmpl := &x509.Certificate{
+	return selfSignedCertificateFor(key, commonName, now, now.AddDate(1, 0, 0).Sub(now))
+}
+
+// selfSignedCertificateFor is selfSignedCertificate with the validity
+// after now given.
+func selfSignedCertificateFor(key crypto.Signer, commonName string, now time.Time, validity time.Duration) (*x509.Certificate, []byte, error) {
+	tmpl := &x509.Certificate{ // no SerialNumber: CreateCertificate picks a random one
 		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(1, 0, 0),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}

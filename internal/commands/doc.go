@@ -1,7 +1,7 @@
 // Package commands holds gatehouse's one-shot commands: validate (builds a
 // configuration exactly as the server does, through daemon.Build), check
 // (decides scopes with the server's own ACL code), token (access tokens:
-// create, revoke, inspect), hash and version.
+// create, revoke, inspect), certificate, hash and version.
 // Neither validate nor check listens or writes a file.
 // Each takes its arguments after the command name and its output writers,
 // and returns the process exit code: 0 on success, 1 when the command
@@ -23,6 +23,9 @@ const Usage = `usage:
                                  mint an access token for a machine (printed once; docs/access-tokens.md)
   gatehouse token revoke TOKEN|ID   print the line that revokes it (access_tokens.revoked_file)
   gatehouse token inspect CONFIG TOKEN   what a token is and what it grants now (no secrets)
+  gatehouse certificate KEY OUT [--cn NAME] [--days 365]
+                                 write a self-signed certificate for a signing key: a PEM file or a key
+                                 reference (awskms:…, pkcs11:…), signed by the key service (docs/keys.md)
   gatehouse hash [-cost N]       read a password on stdin and print a bcrypt hash for users:
   gatehouse version              print the version
 `
