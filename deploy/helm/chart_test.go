@@ -9,6 +9,7 @@ package helm
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"os"
@@ -48,6 +49,17 @@ func helmBin(t *testing.T) string {
 
 const key = "signingKey.certificate=CERT,signingKey.key=KEY"
 
+// The values of a signing key in AWS KMS: the reference, the certificate
+// and the refresh secret Gatehouse requires with it.
+const (
+	kmsRef     = "awskms:///alias/gatehouse?region=eu-west-1"
+	kmsNextRef = "awskms:///arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	kms        = "signingKey.reference=" + kmsRef + ",signingKey.certificate=CERT"
+	refresh    = "refreshSecret.value=0123456789abcdef0123456789abcdef"
+	roleARN    = "arn:aws:iam::111122223333:role/gatehouse"
+	irsa       = `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=` + roleARN
+)
+
 // render runs helm template with --set values; err is helm's failure.
 func render(t *testing.T, helm string, set ...string) ([]map[string]any, error) {
 	t.Helper()
@@ -81,27 +93,45 @@ func render(t *testing.T, helm string, set ...string) ([]map[string]any, error) 
 
 func TestChartLint(t *testing.T) {
 	helm := helmBin(t)
-	for _, set := range []string{key, key + ",throttleStore.enabled=true,throttleStore.addrs={valkey:6379}"} {
+	for _, set := range []string{key, key + ",throttleStore.enabled=true,throttleStore.addrs={valkey:6379}", kms + "," + refresh + "," + irsa} {
 		if out, err := exec.Command(helm, "lint", "--strict", "gatehouse", "--set", set).CombinedOutput(); err != nil {
 			t.Fatalf("helm lint --set %s: %v\n%s", set, err, out)
 		}
 	}
 }
 
+// renderCase is a value set and what its manifests must show.
+type renderCase struct {
+	name   string
+	set    []string
+	mounts []string // extra mount paths the pod must have
+	store  bool
+	// ref and nextRef are token.key and token.next_key when the key is in a
+	// key service ("": the PEM file the chart mounts).
+	ref, nextRef string
+	sa           string            // the pods' serviceAccountName
+	annotations  map[string]string // the ServiceAccount's, when the chart makes it
+	env          map[string]string // the container's environment
+}
+
 func TestChartRenders(t *testing.T) {
 	helm := helmBin(t)
-	tests := []struct {
-		name   string
-		set    []string
-		mounts []string // extra mount paths the pod must have
-		store  bool
-	}{
-		{"defaults", []string{key}, nil, false},
-		{"shared throttle store with a password", []string{key, "throttleStore.enabled=true", "throttleStore.addrs={valkey-0:6379,valkey-1:6379}",
-			"throttleStore.passwordSecret.name=valkey"}, []string{"/secrets/throttle-store"}, true},
-		{"key rotation and a refresh secret", []string{key, "signingKey.next.certificate=N", "signingKey.next.key=NK",
-			"refreshSecret.value=0123456789abcdef0123456789abcdef"}, []string{"/secrets/token-next", "/secrets/refresh"}, false},
-		{"existing secrets and a ServiceMonitor", []string{"signingKey.existingSecret=keys", "metrics.serviceMonitor.enabled=true", "replicaCount=3"}, nil, false},
+	tests := []renderCase{
+		{name: "defaults", set: []string{key}, sa: "gh-gatehouse"},
+		{name: "shared throttle store with a password", set: []string{key, "throttleStore.enabled=true", "throttleStore.addrs={valkey-0:6379,valkey-1:6379}",
+			"throttleStore.passwordSecret.name=valkey"}, mounts: []string{"/secrets/throttle-store"}, store: true, sa: "gh-gatehouse"},
+		{name: "key rotation and a refresh secret", set: []string{key, "signingKey.next.certificate=N", "signingKey.next.key=NK", refresh},
+			mounts: []string{"/secrets/token-next", "/secrets/refresh"}, sa: "gh-gatehouse"},
+		{name: "existing secrets and a ServiceMonitor", set: []string{"signingKey.existingSecret=keys", "metrics.serviceMonitor.enabled=true", "replicaCount=3"}, sa: "gh-gatehouse"},
+		{name: "a key in AWS KMS with IRSA", set: []string{kms, refresh, irsa, "extraEnv[0].name=AWS_REGION,extraEnv[0].value=eu-west-1",
+			"extraEnv[1].name=AWS_STS_REGIONAL_ENDPOINTS,extraEnv[1].value=regional"},
+			mounts: []string{"/secrets/refresh"}, ref: kmsRef, sa: "gh-gatehouse",
+			annotations: map[string]string{"eks.amazonaws.com/role-arn": roleARN},
+			env:         map[string]string{"AWS_REGION": "eu-west-1", "AWS_STS_REGIONAL_ENDPOINTS": "regional"}},
+		{name: "KMS keys in existing secrets, rotating, and an existing service account", set: []string{"signingKey.reference=" + kmsRef,
+			"signingKey.existingSecret=keys", "signingKey.next.reference=" + kmsNextRef, "signingKey.next.existingSecret=next-keys",
+			"refreshSecret.existingSecret=refresh", "serviceAccount.create=false", "serviceAccount.name=gatehouse-irsa"},
+			mounts: []string{"/secrets/token-next", "/secrets/refresh"}, ref: kmsRef, nextRef: kmsNextRef, sa: "gatehouse-irsa"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,7 +157,9 @@ func TestChartRenders(t *testing.T) {
 				}
 			}
 			checkDeployment(t, byKind, tc.mounts)
-			checkConfig(t, byKind["ConfigMap"][0], tc.store)
+			checkKeyFiles(t, byKind, tc)
+			checkServiceAccount(t, byKind, tc)
+			checkConfig(t, byKind["ConfigMap"][0], tc)
 			if slices.Contains(tc.set, "metrics.serviceMonitor.enabled=true") != (len(byKind["ServiceMonitor"]) == 1) {
 				t.Fatalf("%d ServiceMonitor", len(byKind["ServiceMonitor"]))
 			}
@@ -146,6 +178,15 @@ func TestChartRefuses(t *testing.T) {
 		{"no signing key", nil, "signingKey"},
 		{"a store without an address", []string{key, "throttleStore.enabled=true"}, "throttleStore.addrs"},
 		{"a short refresh secret", []string{key, "refreshSecret.value=short"}, "at least 32 bytes"},
+		// Gatehouse refuses a key reference without refresh_secret_file.
+		{"a key reference without a refresh secret", []string{kms}, "refreshSecret: set existingSecret or value"},
+		{"a next key reference without a refresh secret", []string{key, "signingKey.next.certificate=N", "signingKey.next.reference=" + kmsNextRef},
+			"refreshSecret: set existingSecret or value"},
+		{"a key reference and a private key", []string{kms, refresh, "signingKey.key=KEY"}, "signingKey.reference and signingKey.key"},
+		{"a next key reference and a private key", []string{key, refresh, "signingKey.next.certificate=N", "signingKey.next.key=NK",
+			"signingKey.next.reference=" + kmsNextRef}, "signingKey.next.reference and signingKey.next.key"},
+		{"a key reference without its certificate", []string{"signingKey.reference=" + kmsRef, refresh}, "with a reference, set existingSecret or certificate"},
+		{"a next key reference without its certificate", []string{key, refresh, "signingKey.next.reference=" + kmsNextRef}, "set next.certificate or next.existingSecret"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,16 +269,115 @@ func checkDeployment(t *testing.T, byKind map[string][]map[string]any, mounts []
 	}
 }
 
+// checkKeyFiles checks the files of the signing keys' volumes: the
+// certificate and the private key, or the certificate alone when the key is
+// in a key service (then no Secret the chart renders holds a token.key).
+func checkKeyFiles(t *testing.T, byKind map[string][]map[string]any, tc renderCase) {
+	t.Helper()
+	secrets := map[string]map[string]any{}
+	for _, s := range byKind["Secret"] {
+		secrets[str(s, "metadata", "name")] = s
+	}
+	pod := get(byKind["Deployment"][0], "spec", "template", "spec")
+	for _, v := range pod.(map[string]any)["volumes"].([]any) {
+		vol := v.(map[string]any)
+		ref := map[string]string{"token": tc.ref, "token-next": tc.nextRef}
+		r, ok := ref[str(vol, "name")]
+		if !ok {
+			continue
+		}
+		want := []string{"token.key", "token.pem"}
+		if r != "" {
+			want = []string{"token.pem"}
+		}
+		files, known := secretFiles(vol, secrets)
+		if known && !slices.Equal(files, want) {
+			t.Fatalf("volume %s holds %v, want %v", str(vol, "name"), files, want)
+		}
+		if !known && r != "" {
+			t.Fatalf("volume %s mounts all of the existing Secret %q, want only its certificate", str(vol, "name"), str(vol, "secret", "secretName"))
+		}
+	}
+}
+
+// secretFiles lists, sorted, the files a secret volume puts in the pod:
+// its items, or every key of the Secret the chart rendered; known is false
+// for all of an existing Secret.
+func secretFiles(vol map[string]any, secrets map[string]map[string]any) (files []string, known bool) {
+	if items, ok := get(vol, "secret", "items").([]any); ok {
+		for _, it := range items {
+			files = append(files, str(it, "path"))
+		}
+		slices.Sort(files)
+		return files, true
+	}
+	s := secrets[str(vol, "secret", "secretName")]
+	if s == nil {
+		return nil, false
+	}
+	for k := range get(s, "data").(map[string]any) {
+		files = append(files, k)
+	}
+	slices.Sort(files)
+	return files, true
+}
+
+// checkServiceAccount checks the pods' identity (for a key service: IRSA,
+// workload identity): the ServiceAccount the chart makes, with its
+// annotations, is the one the pods run as, no API token is mounted, and
+// extraEnv reaches the container.
+func checkServiceAccount(t *testing.T, byKind map[string][]map[string]any, tc renderCase) {
+	t.Helper()
+	pod := get(byKind["Deployment"][0], "spec", "template", "spec").(map[string]any)
+	if str(pod, "serviceAccountName") != tc.sa || pod["automountServiceAccountToken"] != false {
+		t.Fatalf("pod serviceAccountName %v and automountServiceAccountToken %v, want %s and false", pod["serviceAccountName"], pod["automountServiceAccountToken"], tc.sa)
+	}
+	sas := byKind["ServiceAccount"]
+	if slices.Contains(tc.set, "serviceAccount.create=false") {
+		if len(sas) != 0 {
+			t.Fatalf("%d ServiceAccount with serviceAccount.create=false", len(sas))
+		}
+	} else {
+		if len(sas) != 1 || str(sas[0], "metadata", "name") != tc.sa || sas[0]["automountServiceAccountToken"] != false {
+			t.Fatalf("ServiceAccounts %v, want one named %s without an automounted token", sas, tc.sa)
+		}
+		for k, v := range tc.annotations {
+			if got := str(sas[0], "metadata", "annotations", k); got != v {
+				t.Fatalf("ServiceAccount annotation %s = %q, want %q", k, got, v)
+			}
+		}
+	}
+	env := map[string]string{}
+	c := pod["containers"].([]any)[0]
+	if e, ok := get(c, "env").([]any); ok {
+		for _, v := range e {
+			env[str(v, "name")] = str(v, "value")
+		}
+	}
+	if len(env) != len(tc.env) {
+		t.Fatalf("container env %v, want %v", env, tc.env)
+	}
+	for k, v := range tc.env {
+		if env[k] != v {
+			t.Fatalf("container env %v, want %v", env, tc.env)
+		}
+	}
+}
+
 // checkConfig decodes the rendered auth_config.yml with Gatehouse's own
 // loader (strict: an unknown or misplaced key fails).
-func checkConfig(t *testing.T, cm map[string]any, store bool) {
+func checkConfig(t *testing.T, cm map[string]any, tc renderCase) {
 	t.Helper()
+	store := tc.store
 	cfg, err := config.Parse("auth_config.yml", []byte(str(cm, "data", "auth_config.yml")))
 	if err != nil {
 		t.Fatalf("the rendered auth_config.yml: %v\n%s", err, str(cm, "data", "auth_config.yml"))
 	}
-	if cfg.Token.Certificate != "/secrets/token/token.pem" || cfg.Token.Key != "/secrets/token/token.key" {
-		t.Fatalf("token paths %q %q", cfg.Token.Certificate, cfg.Token.Key)
+	if cfg.Token.Certificate != "/secrets/token/token.pem" || cfg.Token.Key != cmp.Or(tc.ref, "/secrets/token/token.key") {
+		t.Fatalf("token certificate %q and key %q, want the key %q", cfg.Token.Certificate, cfg.Token.Key, cmp.Or(tc.ref, "/secrets/token/token.key"))
+	}
+	if tc.nextRef != "" && (cfg.Token.NextKey != tc.nextRef || cfg.Token.NextCertificate != "/secrets/token-next/token.pem") {
+		t.Fatalf("token next_certificate %q and next_key %q, want the key %q", cfg.Token.NextCertificate, cfg.Token.NextKey, tc.nextRef)
 	}
 	if (cfg.Throttle.Store != nil) != store {
 		t.Fatalf("throttle.store %+v, want present: %v", cfg.Throttle.Store, store)

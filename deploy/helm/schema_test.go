@@ -36,6 +36,8 @@ func typed(tm metav1.TypeMeta) (any, string) {
 		return &corev1.ConfigMap{}, ""
 	case "v1 Secret":
 		return &corev1.Secret{}, ""
+	case "v1 ServiceAccount":
+		return &corev1.ServiceAccount{}, ""
 	case "policy/v1 PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, ""
 	case "monitoring.coreos.com/v1 ServiceMonitor":
