@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,11 @@ acl:
   - match: {account: "/.+/", name: "${account}/*"}
     actions: ["*"]
 `, dir, ref, alicePW)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
+	path := filepath.Join(dir, "auth_config.yml")
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(path, []byte(yml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,5 +182,39 @@ func TestAWSKMSCachesKeepWorking(t *testing.T) {
 		if got := metric(t, s, series); got != want {
 			t.Errorf("%s = %q, want %q", series, got, want)
 		}
+	}
+}
+
+// TestAWSKMSReloadKeepsServingWhenTheNewKeyIsDown: a reload whose key
+// service does not answer fails, naming the key's line, and the
+// configuration in force keeps signing.
+func TestAWSKMSReloadKeepsServingWhenTheNewKeyIsDown(t *testing.T) {
+	a, b := kmstest.Start(t), kmstest.Start(t)
+	refA, refB := a.Ref(a.CreateKey(t, "ECC_NIST_P256")), b.Ref(b.CreateKey(t, "ECC_NIST_P256"))
+	s := kmsServer(t, refA)
+	const query = "service=registry&scope=repository:alice/app:pull"
+	b.Stop()
+
+	old := s.Config()
+	yml, err := os.ReadFile(old.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(old.File(), []byte(strings.Replace(string(yml), strconv.Quote(refA), strconv.Quote(refB), 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Reload(cfg)
+	if err == nil || !strings.Contains(err.Error(), "token.key") || !strings.Contains(err.Error(), "getting the public key") {
+		t.Fatalf("reload to a key whose service is down: %v; want an error at token.key naming the key", err)
+	}
+	if got := metric(t, s, `gatehouse_config_reloads_total{result="failure"}`); got != "1" {
+		t.Errorf("failed reloads = %q, want 1", got)
+	}
+	if r := get(s, query, "alice", "alicepw"); r.status != 200 {
+		t.Fatalf("after the failed reload: %d %s", r.status, r.raw)
+	}
+	if s.state.Load().signer.KeyKind() != "awskms" || s.Config() != old {
+		t.Error("the configuration in force was replaced")
 	}
 }
