@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/kmstest"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // kmsServer builds a Server whose token key is held by local-kms: the
@@ -58,19 +58,6 @@ acl:
 	return s
 }
 
-// testClock is a clock the test moves forward.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestAWSKMSTokens: with the token key in KMS, tokens verify against the
 // certificate; with KMS down token requests get 503 UNAVAILABLE without
 // detail, the signer error is counted and /readyz names the signer; once KMS
@@ -86,7 +73,7 @@ func TestAWSKMSTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &testClock{now: time.Now()}
+			clock := testutil.NewClock(time.Now())
 			s := kmsServer(t, kms.Ref(kms.CreateKey(t, "ECC_NIST_P256")), WithClock(clock.Now))
 			cert := s.state.Load().signer.Certificates()[0]
 			const query = "service=registry&scope=repository:alice/app:pull,push"

@@ -8,14 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gatehouse/gatehouse/internal/kmstest"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // kmsConfig is a Config signing with ref: the certificate is generated
@@ -48,24 +47,6 @@ func kmsSigner(t testing.TB, c *Config, opts ...Option) *Signer {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// readCertificate reads the one certificate of a PEM file.
-func readCertificate(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-		t.Fatalf("%s does not hold exactly one certificate", path)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // jwksHas reports whether the JWKS document lists pub under kid.
@@ -126,7 +107,7 @@ func TestAWSKMSSignAndVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := parse(t, s, tok.Raw).header // verified against s.PublicKey()
-			cert := readCertificate(t, c.Certificate)
+			cert := testutil.ReadCertificate(t, c.Certificate)
 			if _, err := jwt.Parse(tok.Raw, func(*jwt.Token) (any, error) { return cert.PublicKey, nil },
 				jwt.WithValidMethods([]string{tt.wantAlg}), jwt.WithTimeFunc(fixedClock)); err != nil {
 				t.Errorf("the token does not verify against the certificate's key: %v", err)
@@ -205,7 +186,7 @@ func TestAWSKMSGenerateIfMissing(t *testing.T) {
 	if err != nil || len(entries) != 1 || entries[0].Name() != "token.pem" {
 		t.Fatalf("wrote %v (%v), want token.pem only", entries, err)
 	}
-	cert := readCertificate(t, c.Certificate)
+	cert := testutil.ReadCertificate(t, c.Certificate)
 	switch {
 	case !s.PublicKey().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey):
 		t.Error("certificate is not for the KMS key")
@@ -323,19 +304,6 @@ func TestAWSKMSRotation(t *testing.T) {
 	}
 }
 
-// stepClock is a clock tests move forward.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *stepClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestAWSKMSOutage: with KMS refusing connections or not answering, Issue
 // fails with ErrSignerUnavailable after key_timeout and key_retries (it does
 // not hang) and NotReady says so; once KMS is back, a probe by NotReady
@@ -352,7 +320,7 @@ func TestAWSKMSOutage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &stepClock{now: testNow}
+			clock := testutil.NewClock(testNow)
 			c := kmsConfig(t, t.TempDir(), ref)
 			retries := 2
 			c.KeyTimeout, c.KeyRetries = 300*time.Millisecond, &retries

@@ -26,17 +26,9 @@ func Certificate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: gatehouse certificate KEY OUT [--cn NAME] [--days N]")
 		flags.PrintDefaults()
 	}
-	var pos []string
-	rest := args
-	for {
-		if err := flags.Parse(rest); err != nil {
-			return 2
-		}
-		if flags.NArg() == 0 {
-			break
-		}
-		pos = append(pos, flags.Arg(0))
-		rest = flags.Args()[1:]
+	pos, err := parseInterleaved(flags, args)
+	if err != nil {
+		return 2
 	}
 	if len(pos) != 2 {
 		fmt.Fprintln(stderr, "gatehouse certificate: want KEY and OUT")
@@ -58,14 +50,16 @@ func Certificate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err == nil {
-		_, err = f.Write(pem)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse certificate:", err)
+		return 1
+	}
+	_, err = f.Write(pem)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(out)
+		_ = os.Remove(out) // ours: created above
 		fmt.Fprintln(stderr, "gatehouse certificate:", err)
 		return 1
 	}

@@ -17,25 +17,8 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/gatehouse/gatehouse/internal/kmstest"
+	"github.com/gatehouse/gatehouse/internal/testutil"
 )
-
-// readCertificate parses the one PEM certificate of path.
-func readCertificate(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-		t.Fatalf("%s is not one PEM certificate:\n%s", path, data)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 func TestCertificate(t *testing.T) {
 	dir := t.TempDir()
@@ -84,7 +67,7 @@ func TestCertificate(t *testing.T) {
 			if code := Certificate(tt.args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
-			c := readCertificate(t, out)
+			c := testutil.ReadCertificate(t, out)
 			if err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature); err != nil {
 				t.Errorf("not self-signed by its key: %v", err)
 			}

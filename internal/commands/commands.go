@@ -51,6 +51,22 @@ func Validate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// parseInterleaved parses args with fs where flags and positional
+// arguments come in any order, and returns the positional ones in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // labelFlags collects repeated --label KEY=VALUE flags.
 type labelFlags authn.Labels
 
@@ -89,18 +105,9 @@ func Check(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := args[0]
-	// Flags and scopes may come in any order after CONFIG.
-	var scopeArgs []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		scopeArgs = append(scopeArgs, fs.Arg(0))
-		rest = fs.Args()[1:]
+	scopeArgs, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return 2
 	}
 	if len(scopeArgs) == 0 {
 		fmt.Fprintln(stderr, "gatehouse check: name at least one scope, e.g. repository:alice/app:pull,push")
