@@ -1,0 +1,158 @@
+//go:build pkcs11
+
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThalesGroup/crypto11"
+)
+
+// pkcs11PoolWait bounds the wait for a free session of the token: a
+// signature abandoned at its deadline keeps its session until the module
+// answers, and later ones must not queue behind it for ever.
+const pkcs11PoolWait = 10 * time.Second
+
+// minRSABits is the least RSA modulus a key in an HSM may have.
+const minRSABits = 2048
+
+// openPKCS11 opens the key pair a pkcs11: reference names, through the
+// module it names, logged in with the PIN read from its pin-source file.
+//
+// crypto11 loads and initialises each module once per process and counts
+// its users, so a reload can open the same token again while the signer it
+// replaces still holds it open; closing either leaves the other working
+// (TestPKCS11TwoSignersOneToken). While one is open the token stays logged
+// in, and a PKCS #11 module then accepts a further login without checking
+// the PIN: a changed pin-source is checked by `gatehouse validate` or a
+// restart, not by a reload.
+func openPKCS11(ctx context.Context, ref string) (*externalKey, error) {
+	u, err := parsePKCS11URI(ref)
+	if err != nil {
+		return nil, err
+	}
+	name := u.name()
+	if _, err := os.Stat(u.modulePath); err != nil {
+		return nil, fmt.Errorf("token: key %s: PKCS #11 module: %w", name, err)
+	}
+	pin, err := readPIN(name, u.pinFile)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		k   *externalKey
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		k, err := openPKCS11Key(u, name, pin)
+		done <- result{k, err}
+	}()
+	select {
+	case r := <-done:
+		return r.k, r.err
+	case <-ctx.Done():
+		go func() { // close what the module opens once it answers
+			if r := <-done; r.k != nil {
+				_ = r.k.Close()
+			}
+		}()
+		return nil, fmt.Errorf("token: key %s: opening through %s: %w", name, u.modulePath, ctx.Err())
+	}
+}
+
+// openPKCS11Key logs in to the token and finds the key pair. It may block
+// as long as the module does.
+func openPKCS11Key(u *pkcs11URI, name, pin string) (*externalKey, error) {
+	cfg := &crypto11.Config{
+		Path:            u.modulePath,
+		TokenLabel:      u.token,
+		TokenSerial:     u.serial,
+		SlotNumber:      u.slot,
+		Pin:             pin,
+		PoolWaitTimeout: pkcs11PoolWait,
+	}
+	c, err := crypto11.Configure(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("token: key %s: opening the token through %s: %w", name, u.modulePath, describePKCS11Error(err))
+	}
+	var label []byte
+	if u.object != "" {
+		label = []byte(u.object)
+	}
+	signer, err := c.FindKeyPair(u.id, label)
+	if err == nil && signer == nil {
+		err = errors.New("no key pair with that label and id on the token (a private key needs a CKA_ID and a public key with the same CKA_ID)")
+	}
+	if err == nil {
+		err = checkPKCS11Key(signer.Public())
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("token: key %s: %w", name, err)
+	}
+	// Closing twice would drop a second reference to the module that a
+	// signer sharing it still holds: close once.
+	var once sync.Once
+	closeOnce := func() error {
+		var err error
+		once.Do(func() { err = c.Close() })
+		return err
+	}
+	return &externalKey{signer: signer, kind: "pkcs11", name: name, close: closeOnce}, nil
+}
+
+// checkPKCS11Key accepts the keys registries verify: ECDSA on P-256, P-384
+// or P-521, and RSA of at least 2048 bits.
+func checkPKCS11Key(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+			return nil
+		}
+		return fmt.Errorf("unsupported ECDSA curve %s: use P-256, P-384 or P-521", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return fmt.Errorf("RSA key of %d bits: at least %d are required", k.N.BitLen(), minRSABits)
+		}
+		return nil
+	}
+	return fmt.Errorf("unsupported key type %T: use an ECDSA (P-256, P-384, P-521) or RSA (2048 bits or more) key pair", pub)
+}
+
+// describePKCS11Error adds what the usual causes mean to an error of the
+// module.
+func describePKCS11Error(err error) error {
+	msg := err.Error()
+	switch {
+	case containsAny(msg, "CKR_PIN_INCORRECT", "CKR_PIN_LEN_RANGE"):
+		return fmt.Errorf("%w (the PIN in the pin-source file is wrong)", err)
+	case containsAny(msg, "CKR_PIN_LOCKED"):
+		return fmt.Errorf("%w (the user PIN is locked: unlock it with the SO PIN)", err)
+	case containsAny(msg, "could not find PKCS#11 token"):
+		return fmt.Errorf("%w (no initialised token with that label, serial or slot: list them with pkcs11-tool --module … --list-slots)", err)
+	case containsAny(msg, "failed to open module"):
+		return fmt.Errorf("%w (the module could not be loaded: is it for this architecture, and are its own libraries present?)", err)
+	}
+	return err
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
