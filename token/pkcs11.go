@@ -8,6 +8,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"os"
@@ -33,9 +35,9 @@ const minRSABits = 2048
 // its users, so a reload can open the same token again while the signer it
 // replaces still holds it open; closing either leaves the other working
 // (TestPKCS11TwoSignersOneToken). While one is open the token stays logged
-// in, and a PKCS #11 module then accepts a further login without checking
-// the PIN: a changed pin-source is checked by `gatehouse validate` or a
-// restart, not by a reload.
+// in, and a PKCS #11 module then accepts any further login without checking
+// the PIN; logins tracks the PIN the token checked, and a reload that
+// brings another PIN is refused (a restart checks it).
 func openPKCS11(ctx context.Context, ref string) (*externalKey, error) {
 	u, err := parsePKCS11URI(ref)
 	if err != nil {
@@ -82,9 +84,17 @@ func openPKCS11Key(u *pkcs11URI, name, pin string) (*externalKey, error) {
 		Pin:             pin,
 		PoolWaitTimeout: pkcs11PoolWait,
 	}
+	login := u.modulePath + "\x00" + tokenSelector(name)
+	if err := logins.check(login, pin); err != nil {
+		return nil, fmt.Errorf("token: key %s: %w", name, err)
+	}
 	c, err := crypto11.Configure(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("token: key %s: opening the token through %s: %w", name, u.modulePath, describePKCS11Error(err))
+	}
+	if err := logins.add(login, pin); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("token: key %s: %w", name, err)
 	}
 	var label []byte
 	if u.object != "" {
@@ -99,6 +109,7 @@ func openPKCS11Key(u *pkcs11URI, name, pin string) (*externalKey, error) {
 	}
 	if err != nil {
 		_ = c.Close()
+		logins.remove(login)
 		return nil, fmt.Errorf("token: key %s: %w", name, err)
 	}
 	// Closing twice would drop a second reference to the module that a
@@ -106,7 +117,10 @@ func openPKCS11Key(u *pkcs11URI, name, pin string) (*externalKey, error) {
 	var once sync.Once
 	closeOnce := func() error {
 		var err error
-		once.Do(func() { err = c.Close() })
+		once.Do(func() {
+			err = c.Close()
+			logins.remove(login)
+		})
 		return err
 	}
 	return &externalKey{signer: signer, kind: "pkcs11", name: name, close: closeOnce}, nil
@@ -155,4 +169,69 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// tokenSelector is the token part of a key's name ("token=…", "serial=…"
+// or "slot-id=…").
+func tokenSelector(name string) string {
+	sel, _, _ := strings.Cut(strings.TrimPrefix(name, "pkcs11:"), ";")
+	return sel
+}
+
+// pkcs11Logins remembers, per module and token, the PIN the token checked
+// when the first key still open logged in, and how many keys are open.
+type pkcs11Logins struct {
+	mu   sync.Mutex
+	open map[string]pkcs11Login
+}
+
+type pkcs11Login struct {
+	pin [sha256.Size]byte
+	n   int
+}
+
+var logins = &pkcs11Logins{open: map[string]pkcs11Login{}}
+
+var errPINChanged = errors.New("the PIN differs from the one the token was logged in with by the key still in use; PKCS #11 cannot check a PIN while the token is logged in, so restart gatehouse to use another PIN")
+
+// check fails when the token is logged in with another PIN.
+func (l *pkcs11Logins) check(login, pin string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.checkLocked(login, pin)
+}
+
+func (l *pkcs11Logins) checkLocked(login, pin string) error {
+	if cur, ok := l.open[login]; ok {
+		if sum := sha256.Sum256([]byte(pin)); subtle.ConstantTimeCompare(sum[:], cur.pin[:]) != 1 {
+			return errPINChanged
+		}
+	}
+	return nil
+}
+
+// add counts a key opened with pin; it fails, as check does, when another
+// key logged in with another PIN meanwhile.
+func (l *pkcs11Logins) add(login, pin string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkLocked(login, pin); err != nil {
+		return err
+	}
+	cur := l.open[login]
+	cur.pin, cur.n = sha256.Sum256([]byte(pin)), cur.n+1
+	l.open[login] = cur
+	return nil
+}
+
+// remove uncounts a closed key.
+func (l *pkcs11Logins) remove(login string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cur := l.open[login]; cur.n > 1 {
+		cur.n--
+		l.open[login] = cur
+	} else {
+		delete(l.open, login)
+	}
 }

@@ -217,3 +217,40 @@ func TestPKCS11TwoSignersOneToken(t *testing.T) {
 		})
 	}
 }
+
+// TestPKCS11ReloadChecksThePIN: while a key of the token is open the token
+// stays logged in and the module accepts any further login, so a reload
+// whose PIN file holds another PIN is refused; the same PIN (in another
+// file) is accepted.
+func TestPKCS11ReloadChecksThePIN(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pin     string
+		wantErr string
+	}{
+		{name: "wrong PIN while the token is open", pin: "0000-wrong", wantErr: "restart gatehouse to use another PIN"},
+		{name: "same PIN in another file", pin: hsmtest.PIN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := hsmtest.New(t, "gatehouse")
+			key := testKey(t, "p256")
+			cert := importTestKey(t, tok, key, "token-key")
+			hsmSigner(t, hsmConfig(t, tok.Ref("token-key"), cert)) // the signer in use
+			pinFile := writeFile(t, t.TempDir(), "pin", []byte(tc.pin+"\n"))
+			c := hsmConfig(t, strings.Replace(tok.Ref("token-key"), tok.PINFile, pinFile, 1), cert)
+			s, err := c.NewSigner(WithClock(fixedClock))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("NewSigner: %v", err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("NewSigner accepted a wrong PIN")
+			}
+			checkConfigError(t, err, []string{"key"}, tc.wantErr)
+		})
+	}
+}
