@@ -9,7 +9,7 @@ import (
 
 // errNoPKCS11 is what a binary built without the pkcs11 tag says when a
 // configuration names a pkcs11: key.
-var errNoPKCS11 = errors.New("token: key: this gatehouse binary was built without PKCS#11 support; use the gatehouse:…-pkcs11 image (make image-pkcs11), or build with -tags pkcs11 (CGO_ENABLED=1)")
+var errNoPKCS11 = errors.New("token: this gatehouse binary was built without PKCS#11 support; use the gatehouse:…-pkcs11 image (make image-pkcs11), or build with -tags pkcs11 (CGO_ENABLED=1)")
 
 // openPKCS11 refuses a pkcs11: key reference: PKCS #11 needs cgo and the
 // HSM vendor's module needs glibc, so the default static binary leaves it

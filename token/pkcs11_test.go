@@ -9,6 +9,7 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/pem"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ func hsmConfig(t testing.TB, ref, cert string) *Config {
 // when the test ends.
 func hsmSigner(t testing.TB, c *Config) *Signer {
 	t.Helper()
-	s, err := c.NewSigner(WithClock(fixedClock))
+	s, err := c.NewSigner(WithClock(fixedClock), WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("NewSigner(%s): %v", c.Key, err)
 	}
