@@ -101,8 +101,8 @@ func openPKCS11Key(u *pkcs11URI, name, pin string) (*externalKey, error) {
 		label = []byte(u.object)
 	}
 	signer, err := c.FindKeyPair(u.id, label)
-	if err == nil && signer == nil {
-		err = errors.New("no key pair with that label and id on the token (a private key needs a CKA_ID and a public key with the same CKA_ID)")
+	if err == nil && signer == nil || err != nil && strings.Contains(err.Error(), "was not found") {
+		err = errNoKeyPair
 	}
 	if err == nil {
 		err = checkPKCS11Key(signer.Public())
@@ -191,6 +191,8 @@ type pkcs11Login struct {
 }
 
 var logins = &pkcs11Logins{open: map[string]pkcs11Login{}}
+
+var errNoKeyPair = errors.New("no key pair with that object (CKA_LABEL) and id (CKA_ID) on the token: list them with pkcs11-tool --module … --list-objects (a private key is found with the public key of the same CKA_ID)")
 
 var errPINChanged = errors.New("the PIN differs from the one the token was logged in with by the key still in use; PKCS #11 cannot check a PIN while the token is logged in, so restart gatehouse to use another PIN")
 

@@ -94,7 +94,7 @@ func TestPKCS11KeyErrors(t *testing.T) {
 				pin := writeFile(t, dir, "wrong-pin", []byte("0000-wrong\n"))
 				return strings.Replace(tok.Ref("token-key"), tok.PINFile, pin, 1)
 			}},
-		{name: "missing object", want: "pkcs11:token=gatehouse;object=no-such-key: ", wantAt: "key",
+		{name: "missing object", want: "pkcs11:token=gatehouse;object=no-such-key: no key pair with that object (CKA_LABEL) and id (CKA_ID) on the token", wantAt: "key",
 			ref: func(tok *hsmtest.Token, _ string) string { return tok.Ref("no-such-key") }},
 		{name: "missing token", want: "pkcs11:token=elsewhere;object=token-key: opening the token", wantAt: "key",
 			ref: func(tok *hsmtest.Token, _ string) string {
