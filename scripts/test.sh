@@ -53,6 +53,11 @@ apt_install podman
 # chromedp).
 apt_install chromium
 
+# SoftHSM2 for the PKCS #11 signing-key tests (built with -tags pkcs11:
+# internal/hsmtest gives each test a token directory of its own and loads
+# /usr/lib/softhsm/libsofthsm2.so; no service runs).
+apt_install softhsm2
+
 # helm and oras for the interop matrix, at pinned versions: built with
 # `go install` into Go's bin directory, which the tests find first on PATH,
 # when missing or at another version. The first build takes minutes (helm
@@ -212,6 +217,8 @@ fi
 
 echo "== go vet"
 go vet ./...
+# The PKCS #11 signer and its tests are built only with the pkcs11 tag (cgo).
+go vet -tags pkcs11 ./token/ ./internal/hsmtest/ ./e2e/registryv3/
 
 echo "== go test"
 # -json carries every test's log, so scripts/testreport can count the tests
@@ -230,6 +237,11 @@ e2e_pkgs=$(go list ./e2e/...)
 	go test -json -count=1 -run '^(TestTimingHidesAccounts|TestUnknownAccountCostsLikeAWrongPassword)$' ./auth || rc=1
 	# shellcheck disable=SC2086
 	go test -json -count=1 -timeout 15m $e2e_pkgs || rc=1
+	# The PKCS #11 signer (cgo, SoftHSM2): its unit tests with the race
+	# detector (the other token tests ran above), then its registry v3 push
+	# and pull without it.
+	go test -json -race -count=1 -tags pkcs11 -run 'PKCS11' ./token/ ./internal/hsmtest/... || rc=1
+	go test -json -count=1 -timeout 10m -tags pkcs11 -run '^TestPKCS11' ./e2e/registryv3/ || rc=1
 	exit $rc
 ) 2>&1 | go run ./scripts/testreport -components "$COMPONENTS"
 

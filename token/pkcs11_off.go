@@ -1,3 +1,5 @@
+//go:build !pkcs11
+
 package token
 
 import (
@@ -5,7 +7,13 @@ import (
 	"errors"
 )
 
-// openPKCS11 opens a pkcs11: key reference. (Being written: see issue 26.)
+// errNoPKCS11 is what a binary built without the pkcs11 tag says when a
+// configuration names a pkcs11: key.
+var errNoPKCS11 = errors.New("token: this gatehouse binary was built without PKCS#11 support; use the gatehouse:…-pkcs11 image (make image-pkcs11), or build with -tags pkcs11 (CGO_ENABLED=1)")
+
+// openPKCS11 refuses a pkcs11: key reference: PKCS #11 needs cgo and the
+// HSM vendor's module needs glibc, so the default static binary leaves it
+// out (token/pkcs11.go is built with -tags pkcs11).
 func openPKCS11(ctx context.Context, ref string) (*externalKey, error) {
-	return nil, errors.New("token: pkcs11 keys are not supported yet")
+	return nil, errNoPKCS11
 }

@@ -10,7 +10,10 @@
 #      up -d` with the example unchanged (REGISTRY_IMAGE picks the version),
 #      then, with a throwaway DOCKER_CONFIG: docker login, push, rmi, pull back,
 #      denials, admin, logout, anonymous pulls (see scenarios below).
-#   3. On every exit: docker compose down -v, removes the images it built,
+#   3. The PKCS #11 image (make image-pkcs11) runs `version` and, with SoftHSM2's
+#      module and a token of its own mounted, validates a configuration whose
+#      key is in that token and serves a token signed there.
+#   4. On every exit: docker compose down -v, removes the images it built,
 #      imported or pulled, restores tags it borrowed, and checks that the lists
 #      of containers, images, volumes and networks equal those it started with.
 #
@@ -22,8 +25,9 @@
 #                          only: like require, and skip the other scenarios
 #                            (make e2e-docker-refresh);
 #                          off: never.
-#   GATEHOUSE_IMAGE, REGISTRY_V3_IMAGE, REGISTRY_V2_IMAGE  image names
-#                          (defaults gatehouse:latest, registry:3, registry:2.8.3).
+#   GATEHOUSE_IMAGE, GATEHOUSE_PKCS11_IMAGE, REGISTRY_V3_IMAGE, REGISTRY_V2_IMAGE
+#                          image names (defaults gatehouse:latest, gatehouse:latest-pkcs11,
+#                          registry:3, registry:2.8.3).
 # Ports 5000 and 5001 on 127.0.0.1 must be free (the example publishes them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,6 +35,8 @@ cd "$(dirname "$0")/../.."
 REGISTRY_V3_MODULE=github.com/distribution/distribution/v3/cmd/registry
 REGISTRY_V3_VERSION=v3.1.2
 GATEHOUSE_IMAGE=${GATEHOUSE_IMAGE:-gatehouse:latest}
+GATEHOUSE_PKCS11_IMAGE=${GATEHOUSE_PKCS11_IMAGE:-gatehouse:latest-pkcs11}
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
 REGISTRY_V3_IMAGE=${REGISTRY_V3_IMAGE:-registry:3}
 REGISTRY_V2_IMAGE=${REGISTRY_V2_IMAGE:-registry:2.8.3}
 VERSIONS=${E2E_REGISTRY_VERSIONS:-v3 v2}
@@ -52,6 +58,7 @@ START=$SECONDS
 RUN_ID="$$-$RANDOM"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-e2e-docker.XXXXXX")
 PROJECT="" # the compose project that is up, if any
+PKCS11_CONTAINER="" # the -pkcs11 image's serving container, while it runs
 OUR_IMAGES=() # image IDs this run built, imported or pulled
 declare -A PRIOR_TAG=() # name we tag -> image ID it named before ("" if none)
 
@@ -108,6 +115,7 @@ cleanup() {
 		print_logs
 	fi
 	stack_down
+	[ -n "$PKCS11_CONTAINER" ] && docker rm -f "$PKCS11_CONTAINER" >/dev/null 2>&1
 	# Give borrowed names back, drop the ones we made, then our images.
 	local name id
 	for name in "${!PRIOR_TAG[@]}"; do
@@ -460,9 +468,81 @@ refresh_step() {
 	fi
 }
 
+# ---------------------------------------------------------------- PKCS #11 image
+
+# pkcs11_image builds the -pkcs11 image and checks that it runs; with SoftHSM2
+# on the host, that it loads SoftHSM2's module (mounted with libcrypto, which
+# the image lacks), logs in to a token of its own and signs a token there.
+pkcs11_image() {
+	remember_name "$GATEHOUSE_PKCS11_IMAGE"
+	expect_ok "gatehouse image $GATEHOUSE_PKCS11_IMAGE (make image-pkcs11: cgo binary and glibc, Dockerfile.pkcs11 FROM scratch)" \
+		make -s image-pkcs11 IMAGE_PKCS11="$GATEHOUSE_PKCS11_IMAGE"
+	OUR_IMAGES+=("$(image_id "$GATEHOUSE_PKCS11_IMAGE")")
+	expect_ok "$GATEHOUSE_PKCS11_IMAGE version" docker run --rm "$GATEHOUSE_PKCS11_IMAGE" version
+	if ! command -v softhsm2-util >/dev/null || [ ! -e "$SOFTHSM_MODULE" ]; then
+		say "SKIPPED: the -pkcs11 image with SoftHSM2 (apt-get install softhsm2)"
+		return 0
+	fi
+	local hsm=$WORK/hsm libcrypto
+	mkdir -p "$hsm/tokens" "$hsm/lib" "$hsm/config"
+	cp -L "$SOFTHSM_MODULE" "$hsm/lib/libsofthsm2.so"
+	libcrypto=$(ldd "$SOFTHSM_MODULE" | awk '$1 ~ /^libcrypto/ { print $3 }')
+	[ -n "$libcrypto" ] && cp -L "$libcrypto" "$hsm/lib/"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$hsm/tokens" >"$hsm/host.conf"
+	printf 'directories.tokendir = /hsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' >"$hsm/softhsm2.conf"
+	expect_ok "SoftHSM2 token" env SOFTHSM2_CONF="$hsm/host.conf" \
+		softhsm2-util --init-token --free --label gatehouse --pin 1234 --so-pin 5678
+	expect_ok "P-256 key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$hsm/key.pem"
+	expect_ok "key pair in the token" env SOFTHSM2_CONF="$hsm/host.conf" \
+		softhsm2-util --import "$hsm/key.pem" --token gatehouse --label token-key --id 01 --pin 1234
+	rm -f "$hsm/key.pem"
+	echo 1234 >"$hsm/config/pin"
+	head -c 48 /dev/urandom | base64 >"$hsm/config/refresh"
+	cat >"$hsm/config/auth_config.yml" <<-'YAML'
+		server:
+		  addr: ":5001"
+		token:
+		  issuer: "Acme auth server"
+		  expiration: 900
+		  certificate: /hsm/token.pem
+		  key: "pkcs11:token=gatehouse;object=token-key?module-path=/hsm/lib/libsofthsm2.so&pin-source=file:/config/pin"
+		  generate_if_missing: true
+		  refresh_secret_file: /config/refresh
+		users:
+		  "": {}
+		acl:
+		  - match: {account: ""}
+		    actions: ["pull"]
+	YAML
+	# The image runs as 65534: SoftHSM2 writes its token files and locks.
+	chmod -R a+rwX "$hsm"
+	local run=(docker run --rm -v "$hsm/config:/config:ro" -v "$hsm:/hsm"
+		-e SOFTHSM2_CONF=/hsm/softhsm2.conf -e LD_LIBRARY_PATH=/hsm/lib)
+	expect_ok "$GATEHOUSE_PKCS11_IMAGE validate, key in SoftHSM2" \
+		"${run[@]}" "$GATEHOUSE_PKCS11_IMAGE" validate /config/auth_config.yml
+	grep -q ": ok" "$WORK/out" || fail "validate did not say ok"
+	# Serving: an anonymous pull token, signed in SoftHSM2 (port 5001 is free:
+	# the compose stack is not up yet).
+	PKCS11_CONTAINER=gatehouse-e2e-pkcs11-$RUN_ID
+	expect_ok "$GATEHOUSE_PKCS11_IMAGE serving" docker run -d --name "$PKCS11_CONTAINER" -p 127.0.0.1:5001:5001 \
+		"${run[@]:3}" "$GATEHOUSE_PKCS11_IMAGE"
+	local i answer=""
+	for i in $(seq 1 30); do
+		answer=$(curl -fsS "http://127.0.0.1:5001/auth?service=registry&scope=repository:public/x:pull" 2>/dev/null) && break
+		sleep 0.5
+	done
+	case $answer in
+	*'"token":"ey'*) say "ok: $GATEHOUSE_PKCS11_IMAGE issued a token signed in SoftHSM2" ;;
+	*) docker logs "$PKCS11_CONTAINER" >"$WORK/out" 2>&1; fail "$GATEHOUSE_PKCS11_IMAGE issued no token: '$answer'" ;;
+	esac
+	docker rm -f "$PKCS11_CONTAINER" >/dev/null
+	PKCS11_CONTAINER=""
+}
+
 # ---------------------------------------------------------------- main
 
 build_images
+[ "$E2E_REFRESH" = only ] || pkcs11_image
 for v in $VERSIONS; do
 	case $v in v3) image=$REGISTRY_V3_IMAGE ;; v2) image=$REGISTRY_V2_IMAGE ;; esac
 	say "==== registry $v ($image)"

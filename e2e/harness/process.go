@@ -21,10 +21,24 @@ import (
 // into a temporary directory and returns the binary's path.
 func BuildGatehouse(t testing.TB) string {
 	t.Helper()
+	return BuildGatehouseTags(t, "")
+}
+
+// BuildGatehouseTags is BuildGatehouse with the build tags tags (comma
+// separated; "" for none). With tags it builds with cgo (CGO_ENABLED=1), as
+// the pkcs11 tag needs.
+func BuildGatehouseTags(t testing.TB, tags string) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "gatehouse")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/gatehouse/gatehouse")
+	args := []string{"build", "-o", bin}
+	cmd := exec.Command("go")
+	if tags != "" {
+		args = append(args, "-tags", tags)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd.Args = append(cmd.Args, append(args, "github.com/gatehouse/gatehouse")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building gatehouse: %v\n%s", err, out)
+		t.Fatalf("building gatehouse (tags %q): %v\n%s", tags, err, out)
 	}
 	return bin
 }
