@@ -1,6 +1,7 @@
 package token
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -51,6 +52,8 @@ type externalKey struct {
 	// progress, those given up on included: a hung key service holds at
 	// most cap(slots) goroutines. Set by openExternalKey.
 	slots chan struct{}
+	// closeWait replaces closeTimeout when set (tests).
+	closeWait time.Duration
 }
 
 // maxPendingCalls is how many signing calls that cannot be cancelled may
@@ -107,12 +110,28 @@ func openExternalKey(ref string) (*externalKey, error) {
 	return k, nil
 }
 
-// Close releases the key's client or session.
+// closeTimeout bounds how long Close waits for a key service's client or
+// session to be released: a PKCS #11 module waits for its sessions, which a
+// hung HSM may never return, and a shutdown must not wait with it.
+const closeTimeout = 5 * time.Second
+
+// Close releases the key's client or session, waiting at most closeTimeout
+// (closeWait in tests); a release that takes longer goes on by itself.
 func (k *externalKey) Close() error {
 	if k == nil || k.close == nil {
 		return nil
 	}
-	return k.close()
+	wait := cmp.Or(k.closeWait, closeTimeout)
+	done := make(chan error, 1)
+	go func() { done <- k.close() }()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("token: key %s: not released after %s; left to finish on its own", k.name, wait)
+	}
 }
 
 // signDigest asks the key service to sign digest once, within ctx.

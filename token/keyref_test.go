@@ -287,3 +287,20 @@ func TestHungCallsAreBounded(t *testing.T) {
 		t.Errorf("%d calls started against a hung key service, want 2 (the bound)", n)
 	}
 }
+
+func TestCloseDoesNotWaitForAHungService(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	k := &externalKey{name: "test:hung", closeWait: 20 * time.Millisecond, close: func() error {
+		<-release
+		return nil
+	}}
+	err := k.Close()
+	if err == nil || !strings.Contains(err.Error(), "test:hung") {
+		t.Fatalf("Close of a hung key service = %v, want an error naming the key", err)
+	}
+	ok := &externalKey{name: "test:ok", close: func() error { return errFlaky }}
+	if err := ok.Close(); !errors.Is(err, errFlaky) {
+		t.Errorf("Close = %v, want the release's own error", err)
+	}
+}
