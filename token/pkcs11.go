@@ -190,6 +190,10 @@ type pkcs11Login struct {
 	n   int
 }
 
+// logins is package-level on purpose, the one exception to the rule: a
+// PKCS #11 module and its login are per process (crypto11 keeps one module
+// per path for the whole process), so what was logged in must be known
+// across every Signer of the process.
 var logins = &pkcs11Logins{open: map[string]pkcs11Login{}}
 
 var errNoKeyPair = errors.New("no key pair with that object (CKA_LABEL) and id (CKA_ID) on the token: list them with pkcs11-tool --module … --list-objects (a private key is found with the public key of the same CKA_ID)")
