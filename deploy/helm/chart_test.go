@@ -93,7 +93,8 @@ func render(t *testing.T, helm string, set ...string) ([]map[string]any, error) 
 
 func TestChartLint(t *testing.T) {
 	helm := helmBin(t)
-	for _, set := range []string{key, key + ",throttleStore.enabled=true,throttleStore.addrs={valkey:6379}", kms + "," + refresh + "," + irsa} {
+	for _, set := range []string{key, key + ",throttleStore.enabled=true,throttleStore.addrs={valkey:6379}", kms + "," + refresh + "," + irsa,
+		"signingKey.reference=" + hsmRef + ",signingKey.certificate=CERT," + refresh + "," + pkcs11Image + "," + hsmPIN + "," + hsmModule} {
 		if out, err := exec.Command(helm, "lint", "--strict", "gatehouse", "--set", set).CombinedOutput(); err != nil {
 			t.Fatalf("helm lint --set %s: %v\n%s", set, err, out)
 		}
@@ -112,6 +113,10 @@ type renderCase struct {
 	sa           string            // the pods' serviceAccountName
 	annotations  map[string]string // the ServiceAccount's, when the chart makes it
 	env          map[string]string // the container's environment
+	// image is the container's image ("": not checked); pin is the PIN file
+	// mounted from hsm.pinSecret ("": none), and inits the init containers.
+	image, pin string
+	inits      []string
 }
 
 func TestChartRenders(t *testing.T) {
@@ -132,6 +137,24 @@ func TestChartRenders(t *testing.T) {
 			"signingKey.existingSecret=keys", "signingKey.next.reference=" + kmsNextRef, "signingKey.next.existingSecret=next-keys",
 			"refreshSecret.existingSecret=refresh", "serviceAccount.create=false", "serviceAccount.name=gatehouse-irsa"},
 			mounts: []string{"/secrets/token-next", "/secrets/refresh"}, ref: kmsRef, nextRef: kmsNextRef, sa: "gatehouse-irsa"},
+		{name: "a key in an HSM with the module from an init container", set: []string{"signingKey.reference=" + hsmRef, "signingKey.certificate=CERT",
+			refresh, pkcs11Image, hsmPIN, hsmModule, "extraEnv[0].name=LD_LIBRARY_PATH,extraEnv[0].value=/hsm/lib",
+			"extraVolumes[1].name=hsm-client,extraVolumes[1].secret.secretName=vendor-hsm-client",
+			"extraVolumeMounts[1].name=hsm-client,extraVolumeMounts[1].mountPath=/etc/vendor-hsm,extraVolumeMounts[1].readOnly=true"},
+			mounts: []string{"/secrets/refresh", "/secrets/hsm", "/hsm", "/etc/vendor-hsm"}, ref: hsmRef, sa: "gh-gatehouse",
+			env: map[string]string{"LD_LIBRARY_PATH": "/hsm/lib"}, image: "gatehouse:0.1.0-pkcs11", pin: "/secrets/hsm/pin", inits: []string{"hsm-module"}},
+		{name: "HSM keys rotating, a tag and a PIN path of one's own", set: []string{"signingKey.reference=" + hsmRefAt("/run/hsm/user-pin"),
+			"signingKey.existingSecret=keys", "signingKey.next.reference=" + hsmNextRefAt("/run/hsm/user-pin"), "signingKey.next.existingSecret=next-keys",
+			"refreshSecret.existingSecret=refresh", pkcs11Image, "image.repository=registry.example.com/gatehouse", "image.tag=1.4.0",
+			hsmPIN, "hsm.pinPath=/run/hsm/user-pin", "hsm.pinSecret.key=user-pin", hsmModule},
+			mounts: []string{"/secrets/token-next", "/secrets/refresh", "/run/hsm", "/hsm"}, ref: hsmRefAt("/run/hsm/user-pin"),
+			nextRef: hsmNextRefAt("/run/hsm/user-pin"), sa: "gh-gatehouse", image: "registry.example.com/gatehouse:1.4.0-pkcs11",
+			pin: "/run/hsm/user-pin", inits: []string{"hsm-module"}},
+		{name: "an HSM PIN from an extra volume and a tag that names the flavor", set: []string{"signingKey.reference=" + hsmRefAt("/mnt/hsm-pin/pin"),
+			"signingKey.certificate=CERT", refresh, pkcs11Image, "image.tag=1.4.0-pkcs11",
+			"extraVolumes[0].name=pin,extraVolumes[0].secret.secretName=hsm-pin,extraVolumes[0].secret.defaultMode=288",
+			"extraVolumeMounts[0].name=pin,extraVolumeMounts[0].mountPath=/mnt/hsm-pin,extraVolumeMounts[0].readOnly=true"},
+			mounts: []string{"/secrets/refresh", "/mnt/hsm-pin"}, ref: hsmRefAt("/mnt/hsm-pin/pin"), sa: "gh-gatehouse", image: "gatehouse:1.4.0-pkcs11"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +183,7 @@ func TestChartRenders(t *testing.T) {
 			checkKeyFiles(t, byKind, tc)
 			checkServiceAccount(t, byKind, tc)
 			checkConfig(t, byKind["ConfigMap"][0], tc)
+			checkHSM(t, byKind, tc)
 			if slices.Contains(tc.set, "metrics.serviceMonitor.enabled=true") != (len(byKind["ServiceMonitor"]) == 1) {
 				t.Fatalf("%d ServiceMonitor", len(byKind["ServiceMonitor"]))
 			}
@@ -187,6 +211,20 @@ func TestChartRefuses(t *testing.T) {
 			"signingKey.next.reference=" + kmsNextRef}, "signingKey.next.reference and signingKey.next.key"},
 		{"a key reference without its certificate", []string{"signingKey.reference=" + kmsRef, refresh}, "with a reference, set existingSecret or certificate"},
 		{"a next key reference without its certificate", []string{key, refresh, "signingKey.next.reference=" + kmsNextRef}, "set next.certificate or next.existingSecret"},
+		// The default image is built without PKCS #11: every pod would fail.
+		{"an HSM key with the default image", []string{"signingKey.reference=" + hsmRef, "signingKey.certificate=CERT", refresh, hsmPIN, hsmModule},
+			"signingKey.reference: a pkcs11: key needs image.flavor=pkcs11"},
+		{"a next HSM key with the default image", []string{key, refresh, "signingKey.next.certificate=N", "signingKey.next.reference=" + hsmNextRefAt("/secrets/hsm/pin"), hsmPIN},
+			"signingKey.next.reference: a pkcs11: key needs image.flavor=pkcs11"},
+		{"an image flavor that does not exist", []string{key, "image.flavor=fips"}, `image.flavor "fips"`},
+		{"an HSM key without a PIN secret", []string{"signingKey.reference=" + hsmRef, "signingKey.certificate=CERT", refresh, pkcs11Image, hsmModule},
+			"signingKey.reference: its PIN file /secrets/hsm/pin (pin-source) is not mounted: set hsm.pinSecret.name"},
+		{"an HSM key whose PIN file is elsewhere", []string{"signingKey.reference=" + hsmRefAt("/run/secrets/hsm-pin"), "signingKey.certificate=CERT", refresh,
+			pkcs11Image, hsmPIN, hsmModule}, "its PIN file /run/secrets/hsm-pin (pin-source) is not mounted"},
+		{"an HSM key without a PIN file", []string{"signingKey.reference=pkcs11:token=gatehouse;object=token-key?module-path=/hsm/lib/libvendorpkcs11.so",
+			"signingKey.certificate=CERT", refresh, pkcs11Image, hsmPIN}, "needs pin-source=file:/path"},
+		{"a relative PIN path", []string{key, hsmPIN, "hsm.pinPath=pin"}, `hsm.pinPath "pin": an absolute path`},
+		{"a PIN path in the key's directory", []string{key, hsmPIN, "hsm.pinPath=/secrets/token/pin"}, `hsm.pinPath "/secrets/token/pin"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

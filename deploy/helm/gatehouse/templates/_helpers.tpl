@@ -91,3 +91,56 @@ goes without the private key and with a refresh secret.
 {{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
+
+{{/* The container image: "-pkcs11" appended to the tag for image.flavor pkcs11. */}}
+{{- define "gatehouse.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion | toString -}}
+{{- if and (eq (include "gatehouse.flavor" .) "pkcs11") (not (hasSuffix "-pkcs11" $tag)) -}}
+{{- $tag = printf "%s-pkcs11" $tag -}}
+{{- end -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+
+{{- define "gatehouse.flavor" -}}
+{{- .Values.image.flavor | default "" -}}
+{{- end -}}
+
+{{/*
+Checks of a key in an HSM: a pkcs11: reference needs the -pkcs11 image (the
+default one cannot load a module) and its PIN file (pin-source) mounted, at
+hsm.pinPath from hsm.pinSecret or under one of extraVolumeMounts; otherwise
+every pod would fail at startup.
+*/}}
+{{- define "gatehouse.checkHSM" -}}
+{{- $flavor := include "gatehouse.flavor" . -}}
+{{- if not (has $flavor (list "" "pkcs11")) -}}
+{{- fail (printf "image.flavor %q: \"\" (the default image) or pkcs11" $flavor) -}}
+{{- end -}}
+{{- $hsm := .Values.hsm -}}
+{{- if $hsm.pinSecret.name -}}
+{{- $dir := dir ($hsm.pinPath | default "") -}}
+{{- if or (not (isAbs ($hsm.pinPath | default ""))) (eq $dir "/") (has $dir (list "/config" "/tmp" "/secrets" "/secrets/token" "/secrets/token-next" "/secrets/refresh" "/secrets/throttle-store")) -}}
+{{- fail (printf "hsm.pinPath %q: an absolute path whose directory is the PIN's alone (not / or one the chart mounts), e.g. /secrets/hsm/pin" ($hsm.pinPath | default "")) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $ref := dict "signingKey.reference" .Values.signingKey.reference "signingKey.next.reference" .Values.signingKey.next.reference -}}
+{{- if hasPrefix "pkcs11:" ($ref | default "") -}}
+{{- if ne $flavor "pkcs11" -}}
+{{- fail (printf "%s: a pkcs11: key needs image.flavor=pkcs11 (the -pkcs11 image; the default one is built without PKCS #11 support and cannot load the HSM's module)" $name) -}}
+{{- end -}}
+{{- $pin := regexFind "pin-source=file:[^&;#]*" $ref | trimPrefix "pin-source=file:" -}}
+{{- if not $pin -}}
+{{- fail (printf "%s: a pkcs11: key needs pin-source=file:/path (the PIN file, hsm.pinPath %s)" $name $hsm.pinPath) -}}
+{{- end -}}
+{{- $mounted := and $hsm.pinSecret.name (eq $pin $hsm.pinPath) -}}
+{{- range $.Values.extraVolumeMounts -}}
+{{- if or (eq $pin .mountPath) (hasPrefix (printf "%s/" (trimSuffix "/" .mountPath)) $pin) -}}
+{{- $mounted = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $mounted -}}
+{{- fail (printf "%s: its PIN file %s (pin-source) is not mounted: set hsm.pinSecret.name (the Secret with the PIN, mounted at hsm.pinPath %s) and pin-source=file:%s, or mount %s with extraVolumes and extraVolumeMounts" $name $pin $hsm.pinPath $hsm.pinPath $pin) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
