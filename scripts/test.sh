@@ -218,7 +218,7 @@ fi
 echo "== go vet"
 go vet ./...
 # The PKCS #11 signer and its tests are built only with the pkcs11 tag (cgo).
-go vet -tags pkcs11 ./token/ ./internal/hsmtest/ ./e2e/registryv3/
+go vet -tags pkcs11 ./token/ ./internal/hsmtest/ ./e2e/harness/ ./e2e/registryv2/ ./e2e/registryv3/
 
 echo "== go test"
 # -json carries every test's log, so scripts/testreport can count the tests
@@ -238,10 +238,10 @@ e2e_pkgs=$(go list ./e2e/...)
 	# shellcheck disable=SC2086
 	go test -json -count=1 -timeout 15m $e2e_pkgs || rc=1
 	# The PKCS #11 signer (cgo, SoftHSM2): its unit tests with the race
-	# detector (the other token tests ran above), then its registry v3 push
+	# detector (the other token tests ran above), then its registry v2 and v3 push
 	# and pull without it.
 	go test -json -race -count=1 -tags pkcs11 -run 'PKCS11' ./token/ ./internal/hsmtest/... || rc=1
-	go test -json -count=1 -timeout 10m -tags pkcs11 -run '^TestPKCS11' ./e2e/registryv3/ || rc=1
+	go test -json -count=1 -timeout 10m -tags pkcs11 -run '^TestPKCS11' ./e2e/registryv2/ ./e2e/registryv3/ || rc=1
 	exit $rc
 ) 2>&1 | go run ./scripts/testreport -components "$COMPONENTS"
 

@@ -22,4 +22,8 @@
 // OAuth2 sequence, skopeo, and `docker login` by the CLI and by the engine;
 // and helm, oras and podman, which push to nested paths and are refused
 // bob's, with each registry's default token header).
+//
+// [RunAWSKMSPushPull] and [RunPKCS11PushPull] (build tag pkcs11) push and
+// pull with tokens signed by a key a key service holds (local-kms,
+// SoftHSM2), under each [KeyHeader] the registry takes.
 package harness

@@ -172,8 +172,8 @@ func RunKidScenarios(t *testing.T, newRegistry RegistryFactory, accepted, reject
 
 // RequireTokenHeader asks Gatehouse for a token as alice and checks its
 // header: the key type's alg, the kid of mode, and an x5c holding exactly
-// the signing certificate (withX5C) or no x5c.
-func (e *Env) RequireTokenHeader(t testing.TB, mode KidMode, withX5C bool) {
+// the signing certificate (withX5C) or no x5c. It returns the token.
+func (e *Env) RequireTokenHeader(t testing.TB, mode KidMode, withX5C bool) string {
 	t.Helper()
 	resp := e.RequestToken(t, Alice, "repository:alice/app:pull,push")
 	if resp.Status != http.StatusOK {
@@ -210,4 +210,5 @@ func (e *Env) RequireTokenHeader(t testing.TB, mode KidMode, withX5C bool) {
 	if body.AccessToken != body.Token {
 		t.Errorf("access_token differs from token (protocol.md §0 item 2): %s", resp.Body)
 	}
+	return body.Token
 }
