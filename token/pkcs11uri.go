@@ -1,11 +1,8 @@
-//go:build pkcs11
-
 package token
 
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -213,18 +210,4 @@ func pkcs11Escape(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// readPIN reads the user PIN from path, without surrounding white space.
-// Its errors never contain the PIN.
-func readPIN(name, path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("token: key %s: reading the PIN: %w", name, err)
-	}
-	pin := strings.TrimSpace(string(b))
-	if pin == "" {
-		return "", fmt.Errorf("token: key %s: the PIN file %s is empty", name, path)
-	}
-	return pin, nil
 }
