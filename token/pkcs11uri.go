@@ -32,11 +32,14 @@ func redactPKCS11(ref string) string {
 	flush := func(end int) {
 		part := ref[start:end]
 		name, _, ok := strings.Cut(part, "=")
+		if start == 0 { // only the first attribute follows the scheme
+			name = strings.TrimPrefix(name, "pkcs11:")
+		}
 		switch {
 		case !ok && part != "" && part != "pkcs11:":
 			part = "…"
-		case ok && !pkcs11PublicAttrs[strings.TrimPrefix(name, "pkcs11:")]:
-			part = name + "=…"
+		case ok && !pkcs11PublicAttrs[name]:
+			part = part[:strings.IndexByte(part, '=')] + "=…"
 		}
 		b.WriteString(part)
 	}
@@ -82,6 +85,11 @@ func parsePKCS11URI(ref string) (*pkcs11URI, error) {
 			}
 			if name == "pin-value" {
 				return nil, bad("pin-value is refused: a PIN does not belong in the configuration; put it in a file readable by gatehouse only and give pin-source=file:/path/to/pin")
+			}
+			if sep == "&" && strings.Contains(raw, ";") {
+				// RFC 7512 allows no ; in a query value: it is a
+				// mistyped separator, and what follows may be a PIN.
+				return nil, bad("attribute %s: a query attribute's value cannot contain ; (separate query attributes with &; write a ; in a value as %%3B)", name)
 			}
 			if seen[name] {
 				return nil, bad("attribute %s given twice", name)
