@@ -251,7 +251,7 @@ e2e_pkgs=$(go list ./e2e/...)
 # saved) does not repeat.
 echo "== fuzz (10 s each)"
 fuzzlog=$(mktemp)
-for target in auth:FuzzParseScopes auth:FuzzParseRequest auth:FuzzParsePost config:FuzzParse acl:FuzzDecide acl:FuzzGlobRegex; do
+for target in auth:FuzzParseScopes auth:FuzzParseRequest auth:FuzzParsePost config:FuzzParse acl:FuzzDecide acl:FuzzGlobRegex token:FuzzParseAWSKMSRef token:FuzzParsePKCS11URI token:FuzzAppendRawECDSA; do
 	pkg=${target%%:*} name=${target#*:}
 	echo "-- $name ($pkg)"
 	if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime=10s "./$pkg" >"$fuzzlog" 2>&1; then

@@ -3,6 +3,7 @@ package token
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -24,7 +25,28 @@ type awsKMSRef struct {
 
 // shown returns the reference without its query, for error messages: an
 // endpoint may carry user information, which must not reach a log.
-func (r awsKMSRef) shown() string { return "awskms:///" + r.key }
+func (r awsKMSRef) shown() string { return redactUserinfo("awskms:///" + r.key) }
+
+// redactUserinfo replaces what precedes the last @ of an awskms: reference
+// by "…": whatever the reference is, a user:password@ written in it is not
+// shown. An accepted key never contains @.
+func redactUserinfo(ref string) string {
+	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
+		return "awskms:…" + ref[i:]
+	}
+	return ref
+}
+
+// quotePlain quotes s for an error message if it is a plain word (letters,
+// digits, ., _ and -), which cannot hold a user:password; otherwise it
+// returns "(not shown)": a mistyped query may put an endpoint's credentials
+// in a parameter's name or in another parameter's value.
+func quotePlain(s string) string {
+	if len(s) <= 64 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" {
+		return strconv.Quote(s)
+	}
+	return "(not shown)"
+}
 
 // parseAWSKMSRef parses ref, which starts with "awskms:".
 func parseAWSKMSRef(ref string) (awsKMSRef, error) {
@@ -37,7 +59,7 @@ func parseAWSKMSRef(ref string) (awsKMSRef, error) {
 		shown = "awskms:<unparsable>" // it may hold user information
 		return bad("not a URI (awskms:///KEY-ID-OR-ARN-OR-ALIAS?region=…&endpoint=…)")
 	}
-	shown = (&url.URL{Scheme: u.Scheme, Opaque: u.Opaque, Host: u.Host, Path: u.Path}).String()
+	shown = redactUserinfo((&url.URL{Scheme: u.Scheme, Opaque: u.Opaque, Host: u.Host, Path: u.Path}).String())
 	switch {
 	case u.Opaque != "" || !strings.HasPrefix(ref, "awskms://"):
 		return bad("must start with awskms:/// (three slashes: the host is empty)")
@@ -57,7 +79,7 @@ func parseAWSKMSRef(ref string) (awsKMSRef, error) {
 	}
 	for name, values := range q {
 		if len(values) != 1 {
-			return bad("%s is given %d times", name, len(values))
+			return bad("parameter %s is given %d times", quotePlain(name), len(values))
 		}
 		switch name {
 		case "region":
@@ -74,7 +96,7 @@ func parseAWSKMSRef(ref string) (awsKMSRef, error) {
 			}
 			r.endpoint = values[0]
 		default:
-			return bad("unknown parameter %q (known: region, endpoint)", name)
+			return bad("unknown parameter %s (known: region, endpoint)", quotePlain(name))
 		}
 	}
 	return r, nil
@@ -89,7 +111,8 @@ func (r *awsKMSRef) checkKey() error {
 	if strings.HasPrefix(key, "arn:") {
 		// arn:PARTITION:kms:REGION:ACCOUNT:key/ID or …:alias/NAME
 		parts := strings.SplitN(key, ":", 6)
-		if len(parts) != 6 || parts[1] == "" || parts[2] != "kms" || parts[3] == "" || parts[4] == "" {
+		if len(parts) != 6 || parts[1] == "" || strings.Trim(parts[1], "abcdefghijklmnopqrstuvwxyz-") != "" || parts[2] != "kms" ||
+			len(parts[4]) != 12 || strings.Trim(parts[4], "0123456789") != "" {
 			return fmt.Errorf("malformed KMS ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)")
 		}
 		if err := checkRegion(parts[3]); err != nil {
@@ -117,7 +140,7 @@ func (r *awsKMSRef) checkKey() error {
 // checkKeyID checks a bare key id: a UUID, or mrk-… for multi-Region keys.
 func checkKeyID(id string) error {
 	if id == "" || len(id) > 128 || strings.Trim(id, "abcdefABCDEF0123456789-mrk") != "" {
-		return fmt.Errorf("malformed key id %q (a key id, key ARN, alias/NAME or alias ARN)", id)
+		return fmt.Errorf("malformed key id %s (a key id, key ARN, alias/NAME or alias ARN)", quotePlain(id))
 	}
 	return nil
 }
@@ -125,7 +148,7 @@ func checkKeyID(id string) error {
 // checkRegion accepts region names such as eu-west-2 or us-gov-west-1.
 func checkRegion(region string) error {
 	if region == "" || len(region) > 64 || strings.Trim(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
-		return fmt.Errorf("malformed region %q", region)
+		return fmt.Errorf("malformed region %s", quotePlain(region))
 	}
 	return nil
 }

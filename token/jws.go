@@ -82,8 +82,10 @@ func newSignFunc(key crypto.Signer, ext *externalKey, p remotePolicy, alg string
 var errECDSASignature = errors.New("malformed ECDSA signature")
 
 // appendRawECDSA converts an ASN.1 ECDSA signature, SEQUENCE { INTEGER r,
-// INTEGER s }, to r||s with each integer left-padded to size bytes.
+// INTEGER s }, to r||s with each integer left-padded to size bytes. On an
+// error it returns dst unchanged.
 func appendRawECDSA(dst, der []byte, size int) ([]byte, error) {
+	start := len(dst)
 	seq, rest, ok := derElement(der, 0x30)
 	if !ok || len(rest) != 0 {
 		return dst, errECDSASignature
@@ -98,7 +100,7 @@ func appendRawECDSA(dst, der []byte, size int) ([]byte, error) {
 			n = n[1:]
 		}
 		if len(n) > size {
-			return dst, errECDSASignature
+			return dst[:start], errECDSASignature // r may be appended already
 		}
 		dst = append(dst, make([]byte, size-len(n))...)
 		dst = append(dst, n...)

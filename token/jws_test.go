@@ -83,6 +83,7 @@ func TestAppendRawECDSA(t *testing.T) {
 		{name: "zero", der: []byte{0x30, 6, 0x02, 1, 0x00, 0x02, 1, 0x00}, size: 2, want: []byte{0, 0, 0, 0}},
 		{name: "long-form length", der: append([]byte{0x30, 0x81, 6}, 0x02, 1, 0x01, 0x02, 1, 0x02), size: 1, want: []byte{1, 2}},
 		{name: "integer too long", der: []byte{0x30, 7, 0x02, 2, 0x01, 0x02, 0x02, 1, 0x01}, size: 1},
+		{name: "s too long", der: []byte{0x30, 7, 0x02, 1, 0x01, 0x02, 2, 0x01, 0x02}, size: 1},
 		{name: "trailing data", der: []byte{0x30, 6, 0x02, 1, 0x01, 0x02, 1, 0x01, 0x00}, size: 1},
 		{name: "extra element", der: []byte{0x30, 9, 0x02, 1, 0x01, 0x02, 1, 0x01, 0x02, 1, 0x01}, size: 1},
 		{name: "wrong tag", der: []byte{0x31, 6, 0x02, 1, 0x01, 0x02, 1, 0x01}, size: 1},
@@ -94,8 +95,8 @@ func TestAppendRawECDSA(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := appendRawECDSA([]byte("x"), tt.der, tt.size)
 			if tt.want == nil {
-				if err == nil {
-					t.Errorf("got %x, want an error", got)
+				if err == nil || string(got) != "x" {
+					t.Errorf("got %x, %v; want x unchanged and an error", got, err)
 				}
 				return
 			}

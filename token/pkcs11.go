@@ -241,3 +241,17 @@ func (l *pkcs11Logins) remove(login string) {
 		delete(l.open, login)
 	}
 }
+
+// readPIN reads the user PIN from path, without surrounding white space.
+// Its errors never contain the PIN.
+func readPIN(name, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token: key %s: reading the PIN: %w", name, err)
+	}
+	pin := strings.TrimSpace(string(b))
+	if pin == "" {
+		return "", fmt.Errorf("token: key %s: the PIN file %s is empty", name, path)
+	}
+	return pin, nil
+}

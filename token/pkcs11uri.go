@@ -1,11 +1,8 @@
-//go:build pkcs11
-
 package token
 
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,11 +32,14 @@ func redactPKCS11(ref string) string {
 	flush := func(end int) {
 		part := ref[start:end]
 		name, _, ok := strings.Cut(part, "=")
+		if start == 0 { // only the first attribute follows the scheme
+			name = strings.TrimPrefix(name, "pkcs11:")
+		}
 		switch {
 		case !ok && part != "" && part != "pkcs11:":
 			part = "…"
-		case ok && !pkcs11PublicAttrs[strings.TrimPrefix(name, "pkcs11:")]:
-			part = name + "=…"
+		case ok && !pkcs11PublicAttrs[name]:
+			part = part[:strings.IndexByte(part, '=')] + "=…"
 		}
 		b.WriteString(part)
 	}
@@ -85,6 +85,11 @@ func parsePKCS11URI(ref string) (*pkcs11URI, error) {
 			}
 			if name == "pin-value" {
 				return nil, bad("pin-value is refused: a PIN does not belong in the configuration; put it in a file readable by gatehouse only and give pin-source=file:/path/to/pin")
+			}
+			if sep == "&" && strings.Contains(raw, ";") {
+				// RFC 7512 allows no ; in a query value: it is a
+				// mistyped separator, and what follows may be a PIN.
+				return nil, bad("attribute %s: a query attribute's value cannot contain ; (separate query attributes with &; write a ; in a value as %%3B)", name)
 			}
 			if seen[name] {
 				return nil, bad("attribute %s given twice", name)
@@ -213,18 +218,4 @@ func pkcs11Escape(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// readPIN reads the user PIN from path, without surrounding white space.
-// Its errors never contain the PIN.
-func readPIN(name, path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("token: key %s: reading the PIN: %w", name, err)
-	}
-	pin := strings.TrimSpace(string(b))
-	if pin == "" {
-		return "", fmt.Errorf("token: key %s: the PIN file %s is empty", name, path)
-	}
-	return pin, nil
 }

@@ -1,5 +1,3 @@
-//go:build pkcs11
-
 package token
 
 import (
@@ -35,6 +33,14 @@ func TestParsePKCS11URI(t *testing.T) {
 			wantErr: "pin-value is refused"},
 		{name: "unknown path attribute", ref: "pkcs11:token=t;object=k;pin=s3cr3t-pin" + q,
 			wantErr: "token: key pkcs11:token=t;object=k;pin=…?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin: unknown path attribute pin"},
+		{name: "unknown path attribute named like the scheme and a public one", ref: "pkcs11:token=t;object=k;pkcs11:token=s3cr3t-pin" + q,
+			wantErr: "token: key pkcs11:token=t;object=k;pkcs11:token=…?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin: unknown path attribute pkcs11:token"},
+		{name: "unknown query attribute named like the scheme and a public one", ref: "pkcs11:token=t;object=k" + q + "&pkcs11:module-path=s3cr3t-pin",
+			wantErr: "unknown query attribute pkcs11:module-path"},
+		{name: "pin-value after a ; in the query", ref: "pkcs11:token=t;object=k?module-path=/m.so;pin-value=s3cr3t-pin&pin-source=file:/p",
+			wantErr: "token: key pkcs11:token=t;object=k?module-path=/m.so;pin-value=…&pin-source=file:/p: attribute module-path: a query attribute's value cannot contain ;"},
+		{name: "escaped ; in a query value", ref: "pkcs11:token=t;object=k?module-path=/opt/a%3Bb.so&pin-source=file:/p",
+			wantName: "pkcs11:token=t;object=k", wantPIN: "/p"},
 		{name: "unknown query attribute", ref: "pkcs11:token=t;object=k" + q + "&max-sessions=4",
 			wantErr: "unknown query attribute max-sessions"},
 		{name: "attribute without value", ref: "pkcs11:token=t;object=k;s3cr3t-pin" + q,
