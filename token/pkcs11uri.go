@@ -91,6 +91,12 @@ func parsePKCS11URI(ref string) (*pkcs11URI, error) {
 				// mistyped separator, and what follows may be a PIN.
 				return nil, bad("attribute %s: a query attribute's value cannot contain ; (separate query attributes with &; write a ; in a value as %%3B)", name)
 			}
+			if strings.Contains(raw, "pin-value=") {
+				// RFC 7512 would read it as part of the value (& in a
+				// path value, ? in a query value): a mistyped separator
+				// before a PIN, which the key's name would then show.
+				return nil, bad("attribute %s: its value holds pin-value=, after a mistyped separator; pin-value is refused: put the PIN in a file and give pin-source=file:/path/to/pin", name)
+			}
 			if seen[name] {
 				return nil, bad("attribute %s given twice", name)
 			}
