@@ -50,21 +50,8 @@ type signIn struct {
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use
 	verifier *oidc.IDTokenVerifier
-	checked  map[string]revalidation // by credential id
+	seen     revalidations
 }
-
-// revalidation is the cached result of asking the provider about a
-// credential: when, and the refresh token to use next time (a provider
-// may rotate it).
-type revalidation struct {
-	at      time.Time
-	refresh string
-	expires time.Time // the credential's own expiry: the entry is dropped then
-}
-
-// maxRevalidations bounds the revalidation cache; when full, expired
-// entries are dropped, and then everything.
-const maxRevalidations = 10000
 
 func newSignIn(o *config.OIDCAuth, backend, domain string, signer *token.Signer, now func() time.Time) (*signIn, error) {
 	secret, err := o.Secret()
@@ -91,7 +78,6 @@ func newSignIn(o *config.OIDCAuth, backend, domain string, signer *token.Signer,
 		client:     &http.Client{Transport: transport, Timeout: o.Timeout()},
 		oauth: oauth2.Config{ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
 			Scopes: o.ScopeList()},
-		checked: map[string]revalidation{},
 	}
 	return s, nil
 }

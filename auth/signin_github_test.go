@@ -11,14 +11,11 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/config"
 )
 
 // fakeGithub serves GitHub's documented OAuth web flow and REST endpoints
@@ -117,39 +114,20 @@ func (f *fakeGithub) revokeAll() {
 // against the fake GitHub.
 func newGithubEnv(t *testing.T, f *fakeGithub) *siEnv {
 	t.Helper()
-	e := &siEnv{now: time.Now()}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.s.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	e.base = srv.URL
+	e := newEnv(t, nil)
 	f.callback = e.base + "/github_auth"
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`server: {addr: ":0"}
-token:
-  issuer: test-issuer
-  expiration: 600
-  certificate: %[1]s/token.pem
-  key: %[1]s/token.key
-  generate_if_missing: true
-github_auth:
+	e.serve(t, fmt.Sprintf(`github_auth:
   organization: acme
   client_id: gh-client
   client_secret: gh-secret
-  github_web_uri: %[2]s/
-  github_api_uri: %[2]s/api
+  github_web_uri: %[1]s/
+  github_api_uri: %[1]s/api
   revalidate_after: 1m
   level_token_db: {path: /tmp/unused}
 acl:
   - match: {labels: {teams: engineering}, name: "eng/*"}
     actions: [push, pull]
-`, dir, f.URL)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s, err = New(cfg, WithClock(e.clock)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+`, f.URL))
 	return e
 }
 

@@ -11,14 +11,11 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/config"
 )
 
 // fakeGitlab serves GitLab's documented OAuth endpoints (/oauth/authorize,
@@ -121,39 +118,20 @@ func newFakeGitlab(t *testing.T) *fakeGitlab {
 // newGitlabEnv is a Gatehouse with gitlab_auth against the fake GitLab.
 func newGitlabEnv(t *testing.T, f *fakeGitlab) *siEnv {
 	t.Helper()
-	e := &siEnv{now: time.Now()}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.s.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	e.base = srv.URL
+	e := newEnv(t, nil)
 	f.callback = e.base + "/gitlab_auth"
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`server: {addr: ":0"}
-token:
-  issuer: test-issuer
-  expiration: 600
-  certificate: %[1]s/token.pem
-  key: %[1]s/token.key
-  generate_if_missing: true
-gitlab_auth:
+	e.serve(t, fmt.Sprintf(`gitlab_auth:
   client_id: gl-client
   client_secret: gl-secret
-  redirect_uri: %[3]s
+  redirect_uri: %[2]s
   grant_type: authorization_code
-  gitlab_web_uri: %[2]s/
+  gitlab_web_uri: %[1]s/
   revalidate_after: 1m
   token_db: /tmp/unused
 acl:
   - match: {labels: {groups: acme/platform}, name: "platform/*"}
     actions: [push, pull]
-`, dir, f.URL, f.callback)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s, err = New(cfg, WithClock(e.clock)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+`, f.URL, f.callback))
 	return e
 }
 
