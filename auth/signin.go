@@ -106,12 +106,9 @@ func (s *signIn) ctx(ctx context.Context) context.Context {
 // serveSignIn answers {prefix}/oidc_auth: without code and state it starts
 // the flow, with them it is the provider's callback.
 func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state, si *signIn) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+	if !signInGet(w, r) {
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	q := r.URL.Query()
 	var e *Error
 	switch {
@@ -126,6 +123,18 @@ func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state, 
 		s.logger.Warn(si.backend+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
 		writeError(w, e)
 	}
+}
+
+// signInGet answers a sign-in request other than a GET with a 405 errcode
+// and reports whether r goes on; the answer is not to be stored.
+func signInGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+		return false
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return true
 }
 
 // signInRefused is a 400 with msg for the browser and err for the log.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -157,8 +158,10 @@ func (s *signIn) refreshedLabels(ctx context.Context, verifier *oidc.IDTokenVeri
 		return nil, nil
 	}
 	ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-	if err != nil {
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		return nil, fmt.Errorf("%w: userinfo: %w", errProviderDown, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("oidc_auth: userinfo refused %s's new access token: %w", subject, err)
 	}
 	if ui.Subject != subject {
 		return nil, fmt.Errorf("oidc_auth: userinfo is for subject %q, not %q", ui.Subject, subject)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -30,13 +29,15 @@ type fakeGitlab struct {
 	refresh   map[string]bool   // valid refresh tokens
 	n         int
 	blocked   bool
+	groups    string // /api/v4/groups' answer
 	refreshes atomic.Int64
 	lastState string
 	callback  string
 }
 
 func newFakeGitlab(t *testing.T) *fakeGitlab {
-	f := &fakeGitlab{codes: map[string]string{}, access: map[string]bool{}, refresh: map[string]bool{}}
+	f := &fakeGitlab{codes: map[string]string{}, access: map[string]bool{}, refresh: map[string]bool{},
+		groups: `[{"id":1,"full_path":"acme"},{"id":2,"full_path":"acme/platform"}]`}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -108,7 +109,10 @@ func newFakeGitlab(t *testing.T) *fakeGitlab {
 			http.Error(w, "want min_access_level=10", http.StatusBadRequest)
 			return
 		}
-		api(`[{"id":1,"full_path":"acme"},{"id":2,"full_path":"acme/platform"}]`)(w, r)
+		f.mu.Lock()
+		groups := f.groups
+		f.mu.Unlock()
+		api(groups)(w, r)
 	})
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
@@ -151,17 +155,7 @@ const glScope = "service=registry&scope=repository:platform/app:push,pull"
 func TestGitlabSignIn(t *testing.T) {
 	f := newFakeGitlab(t)
 	e := newGitlabEnv(t, f)
-	resp, body := signInFlow(t, e)
-	m := credentialRE.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
-	}
-	for _, want := range []string{"tanuki", "acme, acme/platform"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q: %s", want, body)
-		}
-	}
-	cred := html.UnescapeString(m[1])
+	cred, _ := flowCredential(t, e, "tanuki", "acme, acme/platform")
 	login := func(want int, what string) {
 		t.Helper()
 		r := get(e.s, glScope, "tanuki", cred)
@@ -213,21 +207,5 @@ func TestGitlabSignInRefused(t *testing.T) {
 	f.mu.Lock()
 	state := f.lastState
 	f.mu.Unlock()
-	for name, q := range map[string]string{
-		"no state":                "code=code-9",
-		"forged state":            "code=code-9&state=a.9999999999.AAAA",
-		"another browser's state": "code=code-9&state=" + url.QueryEscape(state),
-	} {
-		t.Run(name, func(t *testing.T) {
-			resp, err := http.Get(e.base + "/gitlab_auth?" + q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"errors"`) {
-				t.Fatalf("%d %s, want 400 errcode", resp.StatusCode, body)
-			}
-		})
-	}
+	checkForgedCallbacks(t, e.base+"/gitlab_auth", state)
 }

@@ -95,12 +95,9 @@ type oauthFlow struct {
 // them it is the provider's callback: the state is checked, the code
 // exchanged with the PKCE verifier, and signedIn finishes.
 func (s *Server) serveOAuthSignIn(w http.ResponseWriter, r *http.Request, f oauthFlow) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
+	if !signInGet(w, r) {
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	q := r.URL.Query()
 	var e *Error
 	switch {
