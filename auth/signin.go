@@ -103,38 +103,39 @@ func (s *signIn) ctx(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, s.client)
 }
 
-// serveSignIn answers {prefix}/oidc_auth: without code and state it starts
-// the flow, with them it is the provider's callback.
+// serveSignIn answers {prefix}/oidc_auth (or /google_auth): without code
+// and state it starts the flow, with them it is the provider's callback.
 func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state, si *signIn) {
-	if !signInGet(w, r) {
+	s.serveFlow(w, r, "the identity provider", si.backend,
+		func() *Error { return s.signInCallback(w, r, st, si) },
+		func() *Error { return si.start(w, r, st.prefix) })
+}
+
+// serveFlow answers a browser flow's path (only GET, never stored): the
+// provider's error parameter is a 400, a request with code or state the
+// provider's callback, any other the start; a refusal is logged under
+// section.
+func (s *Server) serveFlow(w http.ResponseWriter, r *http.Request, provider, section string, callback, start func() *Error) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	q := r.URL.Query()
 	var e *Error
 	switch {
 	case q.Has("error"):
-		e = signInRefused(fmt.Sprintf("the identity provider refused the sign-in: %.200s", q.Get("error")), nil)
+		e = signInRefused(fmt.Sprintf("%s refused the sign-in: %.200s", provider, q.Get("error")), nil)
 	case q.Has("code") || q.Has("state"):
-		e = s.signInCallback(w, r, st, si)
+		e = callback()
 	default:
-		e = si.start(w, r, st.prefix)
+		e = start()
 	}
 	if e != nil {
-		s.logger.Warn(si.backend+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
+		s.logger.Warn(section+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
 		writeError(w, e)
 	}
-}
-
-// signInGet answers a sign-in request other than a GET with a 405 errcode
-// and reports whether r goes on; the answer is not to be stored.
-func signInGet(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
-		return false
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	return true
 }
 
 // signInRefused is a 400 with msg for the browser and err for the log.

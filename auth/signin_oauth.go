@@ -90,30 +90,17 @@ type oauthFlow struct {
 	vouch func(ctx context.Context, accessToken string) (vouched, error)
 }
 
-// serveOAuthSignIn answers a flow's path: without code and state it sets
-// the state cookie and sends the browser to the provider with PKCE; with
-// them it is the provider's callback: the state is checked, the code
-// exchanged with the PKCE verifier, and signedIn finishes.
+// serveOAuthSignIn answers a flow's path (serveFlow): the start sets the
+// state cookie and sends the browser to the provider with PKCE; the
+// callback checks the state, exchanges the code with the PKCE verifier,
+// and signedIn finishes.
 func (s *Server) serveOAuthSignIn(w http.ResponseWriter, r *http.Request, f oauthFlow) {
-	if !signInGet(w, r) {
-		return
-	}
-	q := r.URL.Query()
-	var e *Error
-	switch {
-	case q.Has("error"):
-		e = signInRefused(fmt.Sprintf("%s refused the sign-in: %.200s", f.provider, q.Get("error")), nil)
-	case q.Has("code") || q.Has("state"):
-		e = s.oauthCallback(w, r, f)
-	default:
+	s.serveFlow(w, r, f.provider, f.section, func() *Error { return s.oauthCallback(w, r, f) }, func() *Error {
 		nonce, verifier := newNonce(), oauth2.GenerateVerifier()
 		f.base.setCookie(w, r, f.path, nonce, verifier)
 		http.Redirect(w, r, f.base.oauth.AuthCodeURL(f.base.state(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
-	}
-	if e != nil {
-		s.logger.Warn(f.section+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
-		writeError(w, e)
-	}
+		return nil
+	})
 }
 
 // oauthCallback checks the state, exchanges the code and calls signedIn.
