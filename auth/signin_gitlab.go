@@ -23,7 +23,8 @@ const gitlabBackend = "gitlab_auth"
 // the user and the full paths of the groups the user belongs to (label
 // `groups`, which docker_auth never sets: its issue #330). GitLab's access
 // tokens expire: the credential carries the refresh token, sealed, and
-// revalidation refreshes it (GitLab rotates it) and asks /user again.
+// revalidation refreshes it (GitLab rotates it) and asks /user and
+// /groups again.
 type gitlabSignIn struct {
 	oauthSignIn
 	cfg *config.GitlabAuth
