@@ -50,21 +50,8 @@ type signIn struct {
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use
 	verifier *oidc.IDTokenVerifier
-	checked  map[string]revalidation // by credential id
+	seen     revalidations
 }
-
-// revalidation is the cached result of asking the provider about a
-// credential: when, and the refresh token to use next time (a provider
-// may rotate it).
-type revalidation struct {
-	at      time.Time
-	refresh string
-	expires time.Time // the credential's own expiry: the entry is dropped then
-}
-
-// maxRevalidations bounds the revalidation cache; when full, expired
-// entries are dropped, and then everything.
-const maxRevalidations = 10000
 
 func newSignIn(o *config.OIDCAuth, backend, domain string, signer *token.Signer, now func() time.Time) (*signIn, error) {
 	secret, err := o.Secret()
@@ -91,7 +78,6 @@ func newSignIn(o *config.OIDCAuth, backend, domain string, signer *token.Signer,
 		client:     &http.Client{Transport: transport, Timeout: o.Timeout()},
 		oauth: oauth2.Config{ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
 			Scopes: o.ScopeList()},
-		checked: map[string]revalidation{},
 	}
 	return s, nil
 }
@@ -117,9 +103,19 @@ func (s *signIn) ctx(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, s.client)
 }
 
-// serveSignIn answers {prefix}/oidc_auth: without code and state it starts
-// the flow, with them it is the provider's callback.
+// serveSignIn answers {prefix}/oidc_auth (or /google_auth): without code
+// and state it starts the flow, with them it is the provider's callback.
 func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state, si *signIn) {
+	s.serveFlow(w, r, "the identity provider", si.backend,
+		func() *Error { return s.signInCallback(w, r, st, si) },
+		func() *Error { return si.start(w, r, st.prefix) })
+}
+
+// serveFlow answers a browser flow's path (only GET, never stored): the
+// provider's error parameter is a 400, a request with code or state the
+// provider's callback, any other the start; a refusal is logged under
+// section.
+func (s *Server) serveFlow(w http.ResponseWriter, r *http.Request, provider, section string, callback, start func() *Error) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
@@ -130,14 +126,14 @@ func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request, st *state, 
 	var e *Error
 	switch {
 	case q.Has("error"):
-		e = signInRefused(fmt.Sprintf("the identity provider refused the sign-in: %.200s", q.Get("error")), nil)
+		e = signInRefused(fmt.Sprintf("%s refused the sign-in: %.200s", provider, q.Get("error")), nil)
 	case q.Has("code") || q.Has("state"):
-		e = s.signInCallback(w, r, st, si)
+		e = callback()
 	default:
-		e = si.start(w, r, st.prefix)
+		e = start()
 	}
 	if e != nil {
-		s.logger.Warn(si.backend+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
+		s.logger.Warn(section+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
 		writeError(w, e)
 	}
 }

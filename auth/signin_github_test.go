@@ -11,14 +11,11 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/config"
 )
 
 // fakeGithub serves GitHub's documented OAuth web flow and REST endpoints
@@ -31,13 +28,20 @@ type fakeGithub struct {
 	codes     map[string]string // code → PKCE challenge
 	tokens    map[string]bool   // issued access tokens (false: revoked)
 	member    bool
+	teams     string // /user/teams' answer
 	apiCalls  atomic.Int64
 	lastState string
 	callback  string // the Gatehouse's /github_auth, set once it listens
 }
 
+// githubTeams are octocat's teams: backend (in engineering) and ops in
+// acme, and one in another organization.
+const githubTeams = `[{"slug":"backend","organization":{"login":"acme"},"parent":{"slug":"engineering"}},
+	{"slug":"ops","organization":{"login":"ACME"},"parent":null},
+	{"slug":"elsewhere","organization":{"login":"other"}}]`
+
 func newFakeGithub(t *testing.T) *fakeGithub {
-	f := &fakeGithub{codes: map[string]string{}, tokens: map[string]bool{}, member: true}
+	f := &fakeGithub{codes: map[string]string{}, tokens: map[string]bool{}, member: true, teams: githubTeams}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -95,16 +99,17 @@ func newFakeGithub(t *testing.T) *fakeGithub {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	mux.HandleFunc("GET /api/user/teams", api(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, `[{"slug":"backend","organization":{"login":"acme"},"parent":{"slug":"engineering"}},
-			{"slug":"ops","organization":{"login":"ACME"},"parent":null},
-			{"slug":"elsewhere","organization":{"login":"other"}}]`)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, _ = io.WriteString(w, f.teams)
 	}))
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f
 }
 
-func (f *fakeGithub) setMember(m bool) { f.mu.Lock(); f.member = m; f.mu.Unlock() }
+func (f *fakeGithub) setMember(m bool)      { f.mu.Lock(); f.member = m; f.mu.Unlock() }
+func (f *fakeGithub) setTeams(teams string) { f.mu.Lock(); f.teams = teams; f.mu.Unlock() }
 func (f *fakeGithub) revokeAll() {
 	f.mu.Lock()
 	for k := range f.tokens {
@@ -117,39 +122,20 @@ func (f *fakeGithub) revokeAll() {
 // against the fake GitHub.
 func newGithubEnv(t *testing.T, f *fakeGithub) *siEnv {
 	t.Helper()
-	e := &siEnv{now: time.Now()}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.s.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	e.base = srv.URL
+	e := newEnv(t, nil)
 	f.callback = e.base + "/github_auth"
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`server: {addr: ":0"}
-token:
-  issuer: test-issuer
-  expiration: 600
-  certificate: %[1]s/token.pem
-  key: %[1]s/token.key
-  generate_if_missing: true
-github_auth:
+	e.serve(t, fmt.Sprintf(`github_auth:
   organization: acme
   client_id: gh-client
   client_secret: gh-secret
-  github_web_uri: %[2]s/
-  github_api_uri: %[2]s/api
+  github_web_uri: %[1]s/
+  github_api_uri: %[1]s/api
   revalidate_after: 1m
   level_token_db: {path: /tmp/unused}
 acl:
   - match: {labels: {teams: engineering}, name: "eng/*"}
     actions: [push, pull]
-`, dir, f.URL)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s, err = New(cfg, WithClock(e.clock)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+`, f.URL))
 	return e
 }
 
@@ -167,6 +153,24 @@ func githubFlow(t *testing.T, e *siEnv) (*http.Response, string) {
 	return resp, string(body)
 }
 
+// flowCredential runs the configured OAuth flow (githubFlow), which must
+// end in a page showing each of want, and returns its credential and the
+// page.
+func flowCredential(t *testing.T, e *siEnv, want ...string) (cred, page string) {
+	t.Helper()
+	resp, body := githubFlow(t, e)
+	m := credentialRE.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("page lacks %q: %s", w, body)
+		}
+	}
+	return html.UnescapeString(m[1]), body
+}
+
 const ghScope = "service=registry&scope=repository:eng/app:push,pull"
 
 // TestGithubSignIn: the flow gives octocat a credential with her teams in
@@ -176,20 +180,10 @@ const ghScope = "service=registry&scope=repository:eng/app:push,pull"
 func TestGithubSignIn(t *testing.T) {
 	f := newFakeGithub(t)
 	e := newGithubEnv(t, f)
-	resp, body := githubFlow(t, e)
-	m := credentialRE.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
-	}
-	for _, want := range []string{"octocat", "backend, engineering, ops"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q: %s", want, body)
-		}
-	}
+	cred, body := flowCredential(t, e, "octocat", "backend, engineering, ops")
 	if strings.Contains(body, "elsewhere") {
 		t.Errorf("page shows another organization's team: %s", body)
 	}
-	cred := html.UnescapeString(m[1])
 	login := func(want int, what string) {
 		t.Helper()
 		if r := get(e.s, ghScope, "octocat", cred); r.status != want || want == http.StatusOK && !strings.Contains(r.raw, "token") {
@@ -237,13 +231,21 @@ func TestGithubSignInRefused(t *testing.T) {
 	f.mu.Lock()
 	state := f.lastState
 	f.mu.Unlock()
+	checkForgedCallbacks(t, e.base+"/github_auth", state)
+}
+
+// checkForgedCallbacks: a callback at flow without state, with a forged
+// one, or with state (valid, but bound to another browser's cookie) and
+// no cookie is a 400 errcode.
+func checkForgedCallbacks(t *testing.T, flow, state string) {
+	t.Helper()
 	for name, q := range map[string]string{
 		"no state":                "code=code-9",
 		"forged state":            "code=code-9&state=a.9999999999.AAAA",
 		"another browser's state": "code=code-9&state=" + url.QueryEscape(state),
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp, err := http.Get(e.base + "/github_auth?" + q)
+			resp, err := http.Get(flow + "?" + q)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,20 +5,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/config"
 )
 
 // fakeGitlab serves GitLab's documented OAuth endpoints (/oauth/authorize,
@@ -33,13 +29,15 @@ type fakeGitlab struct {
 	refresh   map[string]bool   // valid refresh tokens
 	n         int
 	blocked   bool
+	groups    string // /api/v4/groups' answer
 	refreshes atomic.Int64
 	lastState string
 	callback  string
 }
 
 func newFakeGitlab(t *testing.T) *fakeGitlab {
-	f := &fakeGitlab{codes: map[string]string{}, access: map[string]bool{}, refresh: map[string]bool{}}
+	f := &fakeGitlab{codes: map[string]string{}, access: map[string]bool{}, refresh: map[string]bool{},
+		groups: `[{"id":1,"full_path":"acme"},{"id":2,"full_path":"acme/platform"}]`}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -111,7 +109,10 @@ func newFakeGitlab(t *testing.T) *fakeGitlab {
 			http.Error(w, "want min_access_level=10", http.StatusBadRequest)
 			return
 		}
-		api(`[{"id":1,"full_path":"acme"},{"id":2,"full_path":"acme/platform"}]`)(w, r)
+		f.mu.Lock()
+		groups := f.groups
+		f.mu.Unlock()
+		api(groups)(w, r)
 	})
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
@@ -121,39 +122,20 @@ func newFakeGitlab(t *testing.T) *fakeGitlab {
 // newGitlabEnv is a Gatehouse with gitlab_auth against the fake GitLab.
 func newGitlabEnv(t *testing.T, f *fakeGitlab) *siEnv {
 	t.Helper()
-	e := &siEnv{now: time.Now()}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.s.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	e.base = srv.URL
+	e := newEnv(t, nil)
 	f.callback = e.base + "/gitlab_auth"
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`server: {addr: ":0"}
-token:
-  issuer: test-issuer
-  expiration: 600
-  certificate: %[1]s/token.pem
-  key: %[1]s/token.key
-  generate_if_missing: true
-gitlab_auth:
+	e.serve(t, fmt.Sprintf(`gitlab_auth:
   client_id: gl-client
   client_secret: gl-secret
-  redirect_uri: %[3]s
+  redirect_uri: %[2]s
   grant_type: authorization_code
-  gitlab_web_uri: %[2]s/
+  gitlab_web_uri: %[1]s/
   revalidate_after: 1m
   token_db: /tmp/unused
 acl:
   - match: {labels: {groups: acme/platform}, name: "platform/*"}
     actions: [push, pull]
-`, dir, f.URL, f.callback)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s, err = New(cfg, WithClock(e.clock)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+`, f.URL, f.callback))
 	return e
 }
 
@@ -173,17 +155,7 @@ const glScope = "service=registry&scope=repository:platform/app:push,pull"
 func TestGitlabSignIn(t *testing.T) {
 	f := newFakeGitlab(t)
 	e := newGitlabEnv(t, f)
-	resp, body := signInFlow(t, e)
-	m := credentialRE.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
-	}
-	for _, want := range []string{"tanuki", "acme, acme/platform"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q: %s", want, body)
-		}
-	}
-	cred := html.UnescapeString(m[1])
+	cred, _ := flowCredential(t, e, "tanuki", "acme, acme/platform")
 	login := func(want int, what string) {
 		t.Helper()
 		r := get(e.s, glScope, "tanuki", cred)
@@ -235,21 +207,5 @@ func TestGitlabSignInRefused(t *testing.T) {
 	f.mu.Lock()
 	state := f.lastState
 	f.mu.Unlock()
-	for name, q := range map[string]string{
-		"no state":                "code=code-9",
-		"forged state":            "code=code-9&state=a.9999999999.AAAA",
-		"another browser's state": "code=code-9&state=" + url.QueryEscape(state),
-	} {
-		t.Run(name, func(t *testing.T) {
-			resp, err := http.Get(e.base + "/gitlab_auth?" + q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"errors"`) {
-				t.Fatalf("%d %s, want 400 errcode", resp.StatusCode, body)
-			}
-		})
-	}
+	checkForgedCallbacks(t, e.base+"/gitlab_auth", state)
 }

@@ -1,15 +1,11 @@
 package auth
 
 import (
-	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/internal/oidctest"
 )
 
@@ -18,25 +14,15 @@ import (
 // provider posing as Google.
 func newGoogleEnv(t *testing.T, is *oidctest.Issuer) *siEnv {
 	t.Helper()
-	e := &siEnv{is: is, now: time.Now()}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.s.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	e.base = srv.URL
+	e := newEnv(t, is)
 	is.AddClient(oidctest.Client{ID: "google-client", Secret: "g-secret", RedirectURI: e.base + "/google_auth"})
 	is.AddUser(oidctest.User{Name: "dana", Password: "dana-pw",
 		Claims: map[string]any{"email": "dana@example.com", "hd": "example.com"}})
 	is.AddUser(oidctest.User{Name: "eve", Password: "eve-pw", Claims: map[string]any{"email": "eve@gmail.com"}})
 	is.AddUser(oidctest.User{Name: "mallory", Password: "m-pw",
 		Claims: map[string]any{"email": "mallory@example.com.evil.test", "hd": "example.com.evil.test"}})
-	dir := t.TempDir()
-	yml := fmt.Sprintf(`server: {addr: ":0"}
-token:
-  issuer: test-issuer
-  expiration: 600
-  certificate: %[1]s/token.pem
-  key: %[1]s/token.key
-  generate_if_missing: true
-google_auth:
+	// Google's issuer is fixed; only this unexported option replaces it.
+	e.serve(t, `google_auth:
   domain: example.com
   client_id: google-client
   client_secret: g-secret
@@ -46,16 +32,7 @@ google_auth:
 acl:
   - match: {account: "/.+@example.com/", name: "devs/*"}
     actions: [push, pull]
-`, dir)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Google's issuer is fixed; only this unexported option replaces it.
-	if e.s, err = New(cfg, WithClock(e.clock), withGoogleIssuer(is.URL, is.CAFile)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+`, withGoogleIssuer(is.URL, is.CAFile))
 	return e
 }
 

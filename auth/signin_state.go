@@ -1,18 +1,14 @@
 package auth
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/oauth2"
 
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -79,65 +75,4 @@ func (s *signInBase) checkState(r *http.Request) (nonce, verifier string, e *Err
 		return "", "", signInRefused("sign-in state does not match this browser: start again", errors.New("signin: state not bound to this cookie"))
 	}
 	return parts[0], verifier, nil
-}
-
-// oauthFlow is one provider's OAuth2 browser sign-in (GitHub, GitLab) for
-// serveOAuthSignIn.
-type oauthFlow struct {
-	provider string // "GitHub", in messages
-	section  string // "github_auth", in logs
-	path     string // the flow's path, where its cookie lives
-	base     *signInBase
-	oauth    *oauth2.Config
-	client   *http.Client // reaches the provider
-	// signedIn finishes the sign-in with the provider's token.
-	signedIn func(tok *oauth2.Token) *Error
-}
-
-// serveOAuthSignIn answers a flow's path: without code and state it sets
-// the state cookie and sends the browser to the provider with PKCE; with
-// them it is the provider's callback: the state is checked, the code
-// exchanged with the PKCE verifier, and signedIn finishes.
-func (s *Server) serveOAuthSignIn(w http.ResponseWriter, r *http.Request, f oauthFlow) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: CodeUnsupported, Message: "method not allowed"})
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	q := r.URL.Query()
-	var e *Error
-	switch {
-	case q.Has("error"):
-		e = signInRefused(fmt.Sprintf("%s refused the sign-in: %.200s", f.provider, q.Get("error")), nil)
-	case q.Has("code") || q.Has("state"):
-		e = s.oauthCallback(w, r, f)
-	default:
-		nonce, verifier := newNonce(), oauth2.GenerateVerifier()
-		f.base.setCookie(w, r, f.path, nonce, verifier)
-		http.Redirect(w, r, f.oauth.AuthCodeURL(f.base.state(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
-	}
-	if e != nil {
-		s.logger.Warn(f.section+" sign-in refused", "status", e.Status, "msg", e.Message, "err", e.Err)
-		writeError(w, e)
-	}
-}
-
-// oauthCallback checks the state, exchanges the code and calls signedIn.
-func (s *Server) oauthCallback(w http.ResponseWriter, r *http.Request, f oauthFlow) *Error {
-	_, pkce, e := f.base.checkState(r)
-	if e != nil {
-		return e
-	}
-	f.base.clearCookie(w, r, f.path)
-	code := r.URL.Query().Get("code")
-	if code == "" {
-		return signInRefused(f.provider+" sent no code", fmt.Errorf("%s: callback without code", f.section))
-	}
-	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, f.client)
-	tok, err := f.oauth.Exchange(ctx, code, oauth2.VerifierOption(pkce))
-	if err != nil {
-		return signInRefused(f.provider+" did not accept the sign-in code: start again", fmt.Errorf("%s: code exchange: %w", f.section, err))
-	}
-	return f.signedIn(tok)
 }

@@ -40,17 +40,21 @@ func (e *siEnv) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
-// newSIEnv builds the server; is may be shared by two envs (two
-// Gatehouses signing with different keys, clients of one provider).
-func newSIEnv(t *testing.T, is *oidctest.Issuer, client string) *siEnv {
+// newEnv is a siEnv served over HTTP (the provider redirects the client
+// back to it) at e.base, on a clock starting now; serve builds its Server.
+func newEnv(t *testing.T, is *oidctest.Issuer) *siEnv {
 	t.Helper()
 	e := &siEnv{is: is, now: time.Now()}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.s.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	e.base = srv.URL
-	is.AddClient(oidctest.Client{ID: client, Secret: "s3cret", RedirectURI: e.base + "/oidc_auth"})
-	is.AddUser(oidctest.User{Name: "dana", Password: "dana-pw",
-		Claims: map[string]any{"email": "dana@example.com", "groups": []string{"devs", "ops"}}})
+	return e
+}
+
+// serve builds e's Server, on e's clock, from a configuration with a
+// generated token key and sections (the sign-in section and the acl).
+func (e *siEnv) serve(t *testing.T, sections string, opts ...Option) {
+	t.Helper()
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`server: {addr: ":0"}
 token:
@@ -59,26 +63,37 @@ token:
   certificate: %[1]s/token.pem
   key: %[1]s/token.key
   generate_if_missing: true
-oidc_auth:
-  issuer: %[2]s
-  ca_file: %[3]s
-  redirect_url: %[4]s/oidc_auth
-  client_id: %[5]s
+`, dir) + sections
+	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.s, err = New(cfg, append([]Option{WithClock(e.clock)}, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.s.Close() })
+}
+
+// newSIEnv builds the server; is may be shared by two envs (two
+// Gatehouses signing with different keys, clients of one provider).
+func newSIEnv(t *testing.T, is *oidctest.Issuer, client string) *siEnv {
+	t.Helper()
+	e := newEnv(t, is)
+	is.AddClient(oidctest.Client{ID: client, Secret: "s3cret", RedirectURI: e.base + "/oidc_auth"})
+	is.AddUser(oidctest.User{Name: "dana", Password: "dana-pw",
+		Claims: map[string]any{"email": "dana@example.com", "groups": []string{"devs", "ops"}}})
+	e.serve(t, fmt.Sprintf(`oidc_auth:
+  issuer: %[1]s
+  ca_file: %[2]s
+  redirect_url: %[3]s/oidc_auth
+  client_id: %[4]s
   client_secret: s3cret
   labels_claims: [groups]
   revalidate_after: 1m
 acl:
   - match: {labels: {groups: devs}, name: "devs/*"}
     actions: [push, pull]
-`, dir, is.URL, is.CAFile, e.base, client)
-	cfg, err := config.Parse(filepath.Join(dir, "auth_config.yml"), []byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s, err = New(cfg, WithClock(e.clock)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+`, is.URL, is.CAFile, e.base, client))
 	return e
 }
 

@@ -44,6 +44,43 @@ func parse(t *testing.T, yml string) (*Config, *Error) {
 	return nil, ce
 }
 
+// sectionCase is one case of a section's table: valid (line 0), or with
+// one problem at line and key whose message contains msg.
+type sectionCase struct {
+	name    string
+	section string
+	line    int    // of the one problem; 0: valid
+	key     string // of the problem
+	msg     string
+}
+
+// runSectionCases parses base+section of each case: a valid one must parse
+// and pass decoded (when not nil), an invalid one give exactly its problem.
+func runSectionCases(t *testing.T, tests []sectionCase, decoded func(t *testing.T, c *Config)) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, perr := parse(t, base+tc.section)
+			if tc.line == 0 {
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				if decoded != nil {
+					decoded(t, c)
+				}
+				return
+			}
+			if perr == nil || len(perr.Problems) != 1 {
+				t.Fatalf("want one problem, got %v", perr)
+			}
+			p := perr.Problems[0]
+			if p.Key != tc.key || p.Line != tc.line || !strings.Contains(p.Msg, tc.msg) {
+				t.Fatalf("problem %q (key %q line %d), want key %q line %d saying %q", p, p.Key, p.Line, tc.key, tc.line, tc.msg)
+			}
+		})
+	}
+}
+
 func TestParseValid(t *testing.T) {
 	c, perr := parse(t, base)
 	if perr != nil {

@@ -1,14 +1,6 @@
 package config
 
-import (
-	"errors"
-	"fmt"
-	"net/url"
-	"strings"
-	"time"
-
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
-)
+import "strings"
 
 // GithubAuth is the `github_auth:` section, docker_auth's browser sign-in
 // with GitHub (docs/sign-in.md). A person opens {path_prefix}/github_auth,
@@ -69,37 +61,11 @@ func (g *GithubAuth) Files() []string { return []string{g.ClientSecretFile} }
 
 // validate checks the section without reading client_secret_file.
 func (g *GithubAuth) validate() error {
-	var errs []error
-	add := func(key, format string, a ...any) {
-		errs = append(errs, cfgerr.At(fmt.Errorf(format, a...), key))
-	}
-	if g.ClientID == "" {
-		add("client_id", "client_id is required")
-	}
-	switch {
-	case g.ClientSecret == "" && g.ClientSecretFile == "":
-		add("client_secret", "client_secret or client_secret_file is required")
-	case g.ClientSecret != "" && g.ClientSecretFile != "":
-		add("client_secret_file", "give client_secret or client_secret_file, not both")
-	}
-	for _, k := range []struct{ key, v string }{{"github_web_uri", g.GithubWebURI}, {"github_api_uri", g.GithubAPIURI}} {
-		if k.v == "" {
-			continue
-		}
-		if u, err := url.Parse(k.v); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-			add(k.key, "%s must be an absolute http(s) URL, got %q", k.key, k.v)
-		}
-	}
-	if v := g.Revalidate(); v < time.Minute {
-		add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
-	}
-	if v := g.TTL(); v < time.Hour {
-		add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
-	}
-	if v := g.Timeout(); v <= 0 {
-		add("http_timeout", "http_timeout must be positive, got %s", v)
-	}
-	return errors.Join(errs...)
+	var e signInErrs
+	e.client(g.ClientID, g.ClientSecret, g.ClientSecretFile)
+	e.urls([2]string{"github_web_uri", g.GithubWebURI}, [2]string{"github_api_uri", g.GithubAPIURI})
+	e.common(&g.SignInCommon)
+	return e.err()
 }
 
 // warnings lists what github_auth accepts but ignores.

@@ -1,14 +1,8 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
-	"os"
 	"strings"
-	"time"
-
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // GitlabAuth is the `gitlab_auth:` section, docker_auth's browser sign-in
@@ -70,59 +64,21 @@ func (g *GitlabAuth) Secret() (string, error) {
 // Files lists client_secret_file, so a change triggers a reload.
 func (g *GitlabAuth) Files() []string { return []string{g.ClientSecretFile} }
 
-// readClientSecret returns secret, or the trimmed content of file.
-func readClientSecret(section, secret, file string) (string, error) {
-	if file == "" {
-		return secret, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", cfgerr.At(fmt.Errorf("%s: reading client secret: %w", section, err), "client_secret_file")
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 // validate checks the section without reading client_secret_file.
 func (g *GitlabAuth) validate() error {
-	var errs []error
-	add := func(key, format string, a ...any) {
-		errs = append(errs, cfgerr.At(fmt.Errorf(format, a...), key))
-	}
-	if g.ClientID == "" {
-		add("client_id", "client_id is required")
-	}
-	switch {
-	case g.ClientSecret == "" && g.ClientSecretFile == "":
-		add("client_secret", "client_secret or client_secret_file is required")
-	case g.ClientSecret != "" && g.ClientSecretFile != "":
-		add("client_secret_file", "give client_secret or client_secret_file, not both")
-	}
+	var e signInErrs
+	e.client(g.ClientID, g.ClientSecret, g.ClientSecretFile)
 	if g.RedirectURI == "" {
-		add("redirect_uri", "redirect_uri is required: GitLab sends the browser back there (this server's /gitlab_auth)")
+		e.add("redirect_uri", "redirect_uri is required: GitLab sends the browser back there (this server's /gitlab_auth)")
 	} else if u, err := url.Parse(g.RedirectURI); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/gitlab_auth") {
-		add("redirect_uri", "redirect_uri must be an absolute URL ending in /gitlab_auth, got %q", g.RedirectURI)
+		e.add("redirect_uri", "redirect_uri must be an absolute URL ending in /gitlab_auth, got %q", g.RedirectURI)
 	}
 	if g.GrantType != "" && g.GrantType != "authorization_code" {
-		add("grant_type", "grant_type must be authorization_code, got %q", g.GrantType)
+		e.add("grant_type", "grant_type must be authorization_code, got %q", g.GrantType)
 	}
-	for _, k := range []struct{ key, v string }{{"gitlab_web_uri", g.GitlabWebURI}, {"gitlab_api_uri", g.GitlabAPIURI}} {
-		if k.v == "" {
-			continue
-		}
-		if u, err := url.Parse(k.v); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-			add(k.key, "%s must be an absolute http(s) URL, got %q", k.key, k.v)
-		}
-	}
-	if v := g.Revalidate(); v < time.Minute {
-		add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
-	}
-	if v := g.TTL(); v < time.Hour {
-		add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
-	}
-	if v := g.Timeout(); v <= 0 {
-		add("http_timeout", "http_timeout must be positive, got %s", v)
-	}
-	return errors.Join(errs...)
+	e.urls([2]string{"gitlab_web_uri", g.GitlabWebURI}, [2]string{"gitlab_api_uri", g.GitlabAPIURI})
+	e.common(&g.SignInCommon)
+	return e.err()
 }
 
 // warnings lists what gitlab_auth accepts but ignores.

@@ -1,13 +1,8 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"strings"
-	"time"
-
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // GoogleIssuer is the OpenID Connect issuer google_auth signs in against.
@@ -52,38 +47,18 @@ func (g *GoogleAuth) OIDC(issuer string) *OIDCAuth {
 
 // validate checks the section without reading client_secret_file.
 func (g *GoogleAuth) validate() error {
-	var errs []error
-	add := func(key, format string, a ...any) {
-		errs = append(errs, cfgerr.At(fmt.Errorf(format, a...), key))
-	}
-	if g.ClientID == "" {
-		add("client_id", "client_id is required")
-	}
-	switch {
-	case g.ClientSecret == "" && g.ClientSecretFile == "":
-		add("client_secret", "client_secret or client_secret_file is required")
-	case g.ClientSecret != "" && g.ClientSecretFile != "":
-		add("client_secret_file", "give client_secret or client_secret_file, not both")
-	}
+	var e signInErrs
+	e.client(g.ClientID, g.ClientSecret, g.ClientSecretFile)
 	if g.RedirectURL != "" {
 		if u, err := url.Parse(g.RedirectURL); err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/google_auth") {
-			add("redirect_url", "redirect_url must be an absolute URL ending in /google_auth, got %q", g.RedirectURL)
+			e.add("redirect_url", "redirect_url must be an absolute URL ending in /google_auth, got %q", g.RedirectURL)
 		}
 	}
 	if strings.ContainsAny(g.Domain, "/@ ") {
-		add("domain", "domain must be a domain name such as example.com, got %q", g.Domain)
+		e.add("domain", "domain must be a domain name such as example.com, got %q", g.Domain)
 	}
-	o := g.OIDC(GoogleIssuer)
-	if v := o.Revalidate(); v < time.Minute {
-		add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
-	}
-	if v := o.TTL(); v < time.Hour {
-		add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
-	}
-	if v := o.Timeout(); v <= 0 {
-		add("http_timeout", "http_timeout must be positive, got %s", v)
-	}
-	return errors.Join(errs...)
+	e.common(&g.SignInCommon)
+	return e.err()
 }
 
 // warnings lists what google_auth accepts but ignores.

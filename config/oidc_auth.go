@@ -1,15 +1,10 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // OIDCAuth is the `oidc_auth:` section, docker_auth's browser sign-in with
@@ -85,14 +80,7 @@ func (o *OIDCAuth) ScopeList() []string {
 // Secret returns client_secret, or the trimmed content of
 // client_secret_file.
 func (o *OIDCAuth) Secret() (string, error) {
-	if o.ClientSecretFile == "" {
-		return o.ClientSecret, nil
-	}
-	b, err := os.ReadFile(o.ClientSecretFile)
-	if err != nil {
-		return "", cfgerr.At(fmt.Errorf("oidc_auth: reading client secret: %w", err), "client_secret_file")
-	}
-	return strings.TrimSpace(string(b)), nil
+	return readClientSecret("oidc_auth", o.ClientSecret, o.ClientSecretFile)
 }
 
 // Files lists client_secret_file, so a change triggers a reload.
@@ -100,41 +88,22 @@ func (o *OIDCAuth) Files() []string { return []string{o.ClientSecretFile, o.CAFi
 
 // validate checks the section without reading client_secret_file.
 func (o *OIDCAuth) validate() error {
-	var errs []error
-	add := func(key, format string, a ...any) {
-		errs = append(errs, cfgerr.At(fmt.Errorf(format, a...), key))
-	}
+	var e signInErrs
 	if u, err := url.Parse(o.Issuer); o.Issuer == "" || err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		add("issuer", "issuer must be the provider's URL (https://…), got %q", o.Issuer)
+		e.add("issuer", "issuer must be the provider's URL (https://…), got %q", o.Issuer)
 	}
 	if u, err := url.Parse(o.RedirectURL); o.RedirectURL == "" || err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/oidc_auth") {
-		add("redirect_url", "redirect_url must be the absolute URL of this server's /oidc_auth, got %q", o.RedirectURL)
+		e.add("redirect_url", "redirect_url must be the absolute URL of this server's /oidc_auth, got %q", o.RedirectURL)
 	}
-	if o.ClientID == "" {
-		add("client_id", "client_id is required")
-	}
-	switch {
-	case o.ClientSecret == "" && o.ClientSecretFile == "":
-		add("client_secret", "client_secret or client_secret_file is required")
-	case o.ClientSecret != "" && o.ClientSecretFile != "":
-		add("client_secret_file", "give client_secret or client_secret_file, not both")
-	}
+	e.client(o.ClientID, o.ClientSecret, o.ClientSecretFile)
 	if len(o.LabelsClaims) > 0 && len(o.LabelClaims) > 0 {
-		add("label_claims", "give labels_claims only (label_claims is its deprecated spelling)")
+		e.add("label_claims", "give labels_claims only (label_claims is its deprecated spelling)")
 	}
 	if len(o.Scopes) > 0 && !slices.Contains(o.Scopes, "openid") {
-		add("scopes", "scopes must include openid")
+		e.add("scopes", "scopes must include openid")
 	}
-	if v := o.Revalidate(); v < time.Minute {
-		add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
-	}
-	if v := o.TTL(); v < time.Hour {
-		add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
-	}
-	if v := o.Timeout(); v <= 0 {
-		add("http_timeout", "http_timeout must be positive, got %s", v)
-	}
-	return errors.Join(errs...)
+	e.common(&o.SignInCommon)
+	return e.err()
 }
 
 // warnings lists what oidc_auth accepts but ignores or deprecates, as

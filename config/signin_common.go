@@ -1,9 +1,16 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse/internal/cfgerr"
 )
 
 // SignInCommon holds the keys every browser sign-in section (oidc_auth,
@@ -51,4 +58,66 @@ func (c *SignInCommon) tokenDBWarnings() [][2]string {
 		}
 	}
 	return out
+}
+
+// signInErrs collects a sign-in section's validation errors, each at its key.
+type signInErrs []error
+
+// add records the error format(a...) at key.
+func (e *signInErrs) add(key, format string, a ...any) {
+	*e = append(*e, cfgerr.At(fmt.Errorf(format, a...), key))
+}
+
+// err joins the errors, nil when there are none.
+func (e signInErrs) err() error { return errors.Join(e...) }
+
+// client checks client_id and that exactly one of client_secret and
+// client_secret_file is set.
+func (e *signInErrs) client(id, secret, secretFile string) {
+	if id == "" {
+		e.add("client_id", "client_id is required")
+	}
+	switch {
+	case secret == "" && secretFile == "":
+		e.add("client_secret", "client_secret or client_secret_file is required")
+	case secret != "" && secretFile != "":
+		e.add("client_secret_file", "give client_secret or client_secret_file, not both")
+	}
+}
+
+// urls checks that each set key of web and api is an absolute http(s) URL.
+func (e *signInErrs) urls(web, api [2]string) {
+	for _, k := range [][2]string{web, api} {
+		if k[1] == "" {
+			continue
+		}
+		if u, err := url.Parse(k[1]); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			e.add(k[0], "%s must be an absolute http(s) URL, got %q", k[0], k[1])
+		}
+	}
+}
+
+// common checks revalidate_after, credential_ttl and http_timeout.
+func (e *signInErrs) common(c *SignInCommon) {
+	if v := c.Revalidate(); v < time.Minute {
+		e.add("revalidate_after", "revalidate_after must be at least 1m, got %s", v)
+	}
+	if v := c.TTL(); v < time.Hour {
+		e.add("credential_ttl", "credential_ttl must be at least 1h, got %s", v)
+	}
+	if v := c.Timeout(); v <= 0 {
+		e.add("http_timeout", "http_timeout must be positive, got %s", v)
+	}
+}
+
+// readClientSecret returns secret, or the trimmed content of file.
+func readClientSecret(section, secret, file string) (string, error) {
+	if file == "" {
+		return secret, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", cfgerr.At(fmt.Errorf("%s: reading client secret: %w", section, err), "client_secret_file")
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -62,6 +62,7 @@ func New(t testing.TB) *Issuer {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer": is.URL, "jwks_uri": is.URL + "/.well-known/jwks",
 			"authorization_endpoint": is.URL + "/authorize", "token_endpoint": is.URL + "/token",
+			"userinfo_endpoint":                     is.URL + "/userinfo",
 			"code_challenge_methods_supported":      []string{"S256"},
 			"id_token_signing_alg_values_supported": []string{"RS256", "ES256"},
 			"response_types_supported":              []string{"id_token"},
@@ -80,6 +81,7 @@ func New(t testing.TB) *Issuer {
 	is.auth = newAuthServer(is)
 	mux.HandleFunc("/authorize", is.auth.authorize)
 	mux.HandleFunc("/token", is.auth.token)
+	mux.HandleFunc("/userinfo", is.auth.userinfo)
 	is.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(is.srv.Close)
 	is.URL = is.srv.URL

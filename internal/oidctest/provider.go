@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,11 @@ type authServer struct {
 	users     map[string]User
 	codes     map[string]grant // one use each
 	refreshes map[string]string
-	Refreshes atomic.Int64 // refresh grants answered
+	access    map[string]string // access token → user, for userinfo
+	Refreshes atomic.Int64      // refresh grants answered
+	// noRefreshIDToken: refresh grants are answered without an ID token,
+	// which OpenID Connect allows (the claims are then userinfo's).
+	noRefreshIDToken atomic.Bool
 }
 
 type grant struct {
@@ -49,7 +54,7 @@ type grant struct {
 
 func newAuthServer(is *Issuer) *authServer {
 	return &authServer{is: is, clients: map[string]Client{}, users: map[string]User{},
-		codes: map[string]grant{}, refreshes: map[string]string{}}
+		codes: map[string]grant{}, refreshes: map[string]string{}, access: map[string]string{}}
 }
 
 // AddClient registers an OAuth client.
@@ -72,6 +77,10 @@ func (is *Issuer) RemoveUser(name string) {
 	defer is.auth.mu.Unlock()
 	delete(is.auth.users, name)
 }
+
+// OmitRefreshIDToken makes refresh grants answer without (omit true) or
+// with an ID token.
+func (is *Issuer) OmitRefreshIDToken(omit bool) { is.auth.noRefreshIDToken.Store(omit) }
 
 // RefreshGrants returns how many refresh grants were answered with tokens.
 func (is *Issuer) RefreshGrants() int64 { return is.auth.Refreshes.Load() }
@@ -201,14 +210,33 @@ func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
 		claims["nonce"] = nonce
 	}
 	maps.Copy(claims, u.Claims)
-	rt := random()
+	rt, at := random(), random()
 	a.refreshes[rt] = u.Name
+	a.access[at] = u.Name
+	out := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": 3600, "refresh_token": rt}
+	if r.PostForm.Get("grant_type") != "refresh_token" || !a.noRefreshIDToken.Load() {
+		out["id_token"] = SignWith(noT{}, a.is.SigningKey(), claims)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"access_token": random(), "token_type": "Bearer", "expires_in": 3600,
-		"refresh_token": rt, "id_token": SignWith(noT{}, a.is.SigningKey(), claims),
-	})
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// userinfo answers an access token the token endpoint issued with the
+// user's sub and claims; a removed user's token is a 401.
+func (a *authServer) userinfo(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	u, ok := a.users[a.access[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]]
+	a.mu.Unlock()
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		http.Error(w, "invalid token", http.StatusUnauthorized)
+		return
+	}
+	claims := map[string]any{"sub": u.Name}
+	maps.Copy(claims, u.Claims)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(claims)
 }
 
 // noT is a testing.TB for signing inside a handler, where a failure
