@@ -205,3 +205,48 @@ func TestAWSKMSReloadKeepsServingWhenTheNewKeyIsDown(t *testing.T) {
 		t.Error("the configuration in force was replaced")
 	}
 }
+
+// TestAWSKMSRefreshTokens: with the key in KMS, refresh tokens (keyed by
+// refresh_secret_file, not by the key) are issued and redeemed, and the
+// access token a refresh token brings is signed by KMS; a refresh token
+// survives a reload that swaps the signing key for another KMS key.
+func TestAWSKMSRefreshTokens(t *testing.T) {
+	kms := kmstest.Start(t)
+	refA, refB := kms.Ref(kms.CreateKey(t, "ECC_NIST_P256")), kms.Ref(kms.CreateKey(t, "ECC_NIST_P384"))
+	s := kmsServer(t, refA)
+	r := post(s, form("grant_type", "password", "service", "registry", "client_id", "docker", "username", "alice", "password", "alicepw",
+		"access_type", "offline", "scope", "repository:alice/app:pull"))
+	if r.status != 200 || r.body.RefreshToken == "" {
+		t.Fatalf("password grant: %d %s", r.status, r.raw)
+	}
+
+	// Swap the key: a new certificate for key B, and a reload.
+	old := s.Config()
+	yml, err := os.ReadFile(old.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(yml), strconv.Quote(refA), strconv.Quote(refB), 1)
+	text = strings.Replace(text, "/token.pem", "/token-b.pem", 1)
+	cfg, err := config.Parse(old.File(), []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	signsBefore := kms.Calls("Sign")
+	r2 := post(s, form("grant_type", "refresh_token", "service", "registry", "client_id", "docker", "refresh_token", r.body.RefreshToken,
+		"scope", "repository:alice/app:pull"))
+	if r2.status != 200 {
+		t.Fatalf("refresh grant after the key swap: %d %s", r2.status, r2.raw)
+	}
+	if kms.Calls("Sign") != signsBefore+1 {
+		t.Errorf("KMS signed %d times for the refresh grant, want 1", kms.Calls("Sign")-signsBefore)
+	}
+	cert := s.state.Load().signer.Certificates()[0]
+	if _, err := jwt.Parse(r2.body.AccessToken, func(*jwt.Token) (any, error) { return cert.PublicKey, nil },
+		jwt.WithValidMethods([]string{"ES384"})); err != nil {
+		t.Fatalf("the refreshed access token does not verify with key B's certificate: %v", err)
+	}
+}
