@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,12 +11,7 @@ import (
 )
 
 func TestAccessTokensSection(t *testing.T) {
-	tests := []struct {
-		name    string
-		section string // appended to base; line 17 on
-		key     string // the one problem's key; "" for none
-		msg     string
-	}{
+	testSections(t, []sectionCase{
 		{"defaults", "access_tokens: {}\n", "", ""},
 		{"full", "access_tokens:\n  max_ttl: 90d\n  default_ttl: 720h\n  allow_no_expiry: false\n  max_ttl_by_label: {\"kind=ci\": 365d}\n  revoked: [abc]\n  any_username: true\n", "", ""},
 		{"seconds", "access_tokens: {max_ttl: 86400}\n", "", ""},
@@ -34,25 +28,7 @@ func TestAccessTokensSection(t *testing.T) {
 		{"tokens only: an unknown authenticator", "access_tokens: {tokens_only: {authenticators: [ldap_auth]}}\n", "access_tokens.tokens_only.authenticators[0]", "one of static"},
 		{"tokens only: anonymous", "access_tokens: {tokens_only: {accounts: [\"\"]}}\n", "access_tokens.tokens_only.accounts[0]", "empty account"},
 		{"tokens only: an unknown key", "access_tokens: {tokens_only: {users: [alice]}}\n", "access_tokens.tokens_only.users", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, perr := parse(t, base+tc.section)
-			if tc.key == "" {
-				if perr != nil {
-					t.Fatal(perr)
-				}
-				return
-			}
-			if perr == nil || len(perr.Problems) != 1 {
-				t.Fatalf("want one problem, got %v", perr)
-			}
-			p := perr.Problems[0]
-			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
-				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
-			}
-		})
-	}
+	})
 }
 
 func TestAccessTokensPolicy(t *testing.T) {

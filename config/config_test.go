@@ -44,6 +44,40 @@ func parse(t *testing.T, yml string) (*Config, *Error) {
 	return nil, ce
 }
 
+// sectionCase is a section appended to base (line 17 on) and the one
+// problem it makes, if any.
+type sectionCase struct {
+	name    string
+	section string
+	key     string // the one problem's key; "" for none
+	msg     string // a fragment of its message
+}
+
+// testSections parses base with each case's section appended: a case
+// without a key must parse, the others must give one problem, with that
+// key and message, in auth_config.yml.
+func testSections(t *testing.T, tests []sectionCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, perr := parse(t, base+tc.section)
+			if tc.key == "" {
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				return
+			}
+			if perr == nil || len(perr.Problems) != 1 {
+				t.Fatalf("want one problem, got %v", perr)
+			}
+			p := perr.Problems[0]
+			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
+				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
+			}
+		})
+	}
+}
+
 func TestParseValid(t *testing.T) {
 	c, perr := parse(t, base)
 	if perr != nil {
@@ -229,35 +263,42 @@ func TestParseProblems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, perr := parse(t, tc.yml)
-			if perr == nil {
-				t.Fatal("no error")
-			}
-			if len(perr.Problems) != len(tc.want) {
-				t.Fatalf("got %d problems, want %d:\n%v", len(perr.Problems), len(tc.want), perr)
-			}
-			for i, w := range tc.want {
-				parts := strings.SplitN(w, "|", 3)
-				if len(parts) != 3 {
-					t.Fatalf("want %q is not line|key|message", w)
-				}
-				p := perr.Problems[i]
-				if line, _ := strconv.Atoi(parts[0]); p.Line != line || line < 1 {
-					t.Errorf("problem %d = %q: line %d, want %s", i, p, p.Line, parts[0])
-				}
-				if prefix := "auth_config.yml:" + parts[0] + ": "; !strings.HasPrefix(p.String(), prefix) {
-					t.Errorf("problem %d = %q, want it to start with %q", i, p, prefix)
-				}
-				if p.Key != parts[1] {
-					t.Errorf("problem %d key = %q, want %q (%s)", i, p.Key, parts[1], p)
-				}
-				if !strings.Contains(p.Msg, parts[2]) {
-					t.Errorf("problem %d message = %q, want it to contain %q", i, p.Msg, parts[2])
-				}
-				if p.File != "auth_config.yml" {
-					t.Errorf("problem %d file = %q", i, p.File)
-				}
-			}
+			checkProblems(t, perr, tc.want)
 		})
+	}
+}
+
+// checkProblems checks that perr lists exactly the problems want describes,
+// in order, each as "line|key|message fragment", in auth_config.yml.
+func checkProblems(t *testing.T, perr *Error, want []string) {
+	t.Helper()
+	if perr == nil {
+		t.Fatal("no error")
+	}
+	if len(perr.Problems) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(perr.Problems), len(want), perr)
+	}
+	for i, w := range want {
+		parts := strings.SplitN(w, "|", 3)
+		if len(parts) != 3 {
+			t.Fatalf("want %q is not line|key|message", w)
+		}
+		p := perr.Problems[i]
+		if line, _ := strconv.Atoi(parts[0]); p.Line != line || line < 1 {
+			t.Errorf("problem %d = %q: line %d, want %s", i, p, p.Line, parts[0])
+		}
+		if prefix := "auth_config.yml:" + parts[0] + ": "; !strings.HasPrefix(p.String(), prefix) {
+			t.Errorf("problem %d = %q, want it to start with %q", i, p, prefix)
+		}
+		if p.Key != parts[1] {
+			t.Errorf("problem %d key = %q, want %q (%s)", i, p.Key, parts[1], p)
+		}
+		if !strings.Contains(p.Msg, parts[2]) {
+			t.Errorf("problem %d message = %q, want it to contain %q", i, p.Msg, parts[2])
+		}
+		if p.File != "auth_config.yml" {
+			t.Errorf("problem %d file = %q", i, p.File)
+		}
 	}
 }
 

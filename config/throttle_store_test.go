@@ -1,17 +1,9 @@
 package config
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestThrottleStore(t *testing.T) {
-	tests := []struct {
-		name    string
-		section string // appended to base; line 17 on
-		key     string // the one problem's key; "" for none
-		msg     string
-	}{
+	testSections(t, []sectionCase{
 		{"standalone", "throttle:\n  store: {type: redis, addrs: [\"redis:6379\"], db: 2, timeout: 20ms}\n", "", ""},
 		{"cluster", "throttle:\n  store: {type: redis, addrs: [\"a:6379\", \"b:6379\"]}\n", "", ""},
 		{"sentinel with a db", "throttle:\n  store: {type: redis, addrs: [\"s1:26379\", \"s2:26379\"], master_name: gh, db: 1}\n", "", ""},
@@ -22,23 +14,5 @@ func TestThrottleStore(t *testing.T) {
 		{"a CA without tls", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], ca_certificate: ca.pem}\n", "throttle.store.ca_certificate", "tls: true"},
 		{"zero timeout", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], timeout: 0s}\n", "throttle.store.timeout", "positive"},
 		{"an unknown key", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], sentinel: x}\n", "throttle.store.sentinel", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, perr := parse(t, base+tc.section)
-			if tc.key == "" {
-				if perr != nil {
-					t.Fatal(perr)
-				}
-				return
-			}
-			if perr == nil || len(perr.Problems) != 1 {
-				t.Fatalf("want one problem, got %v", perr)
-			}
-			p := perr.Problems[0]
-			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
-				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
-			}
-		})
-	}
+	})
 }
