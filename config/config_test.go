@@ -49,21 +49,26 @@ func parse(t *testing.T, yml string) (*Config, *Error) {
 type sectionCase struct {
 	name    string
 	section string
-	key     string // the one problem's key; "" for none
+	line    int    // of the one problem; 0: valid
+	key     string // of the problem
 	msg     string // a fragment of its message
 }
 
-// testSections parses base with each case's section appended: a case
-// without a key must parse, the others must give one problem, with that
-// key and message, in auth_config.yml.
-func testSections(t *testing.T, tests []sectionCase) {
+// testSections parses base with each case's section appended. A valid case
+// must parse, and decoded (when not nil) checks what it gave; the others
+// must give one problem, at that line of auth_config.yml, with that key and
+// message.
+func testSections(t *testing.T, tests []sectionCase, decoded func(*testing.T, *Config)) {
 	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, perr := parse(t, base+tc.section)
-			if tc.key == "" {
+			c, perr := parse(t, base+tc.section)
+			if tc.line == 0 {
 				if perr != nil {
 					t.Fatal(perr)
+				}
+				if decoded != nil {
+					decoded(t, c)
 				}
 				return
 			}
@@ -71,8 +76,8 @@ func testSections(t *testing.T, tests []sectionCase) {
 				t.Fatalf("want one problem, got %v", perr)
 			}
 			p := perr.Problems[0]
-			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
-				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
+			if p.Key != tc.key || p.Line != tc.line || p.File != "auth_config.yml" || !strings.Contains(p.Msg, tc.msg) {
+				t.Fatalf("problem %q (key %q line %d), want key %q line %d saying %q", p, p.Key, p.Line, tc.key, tc.line, tc.msg)
 			}
 		})
 	}

@@ -10,13 +10,7 @@ func TestGithubAuthSection(t *testing.T) {
 		"  organization: acme\n" +
 		"  client_id: Iv1.abc\n" +
 		"  client_secret: s3cret\n" // line 20
-	tests := []struct {
-		name    string
-		section string
-		line    int    // of the one problem; 0: valid
-		key     string // of the problem
-		msg     string
-	}{
+	testSections(t, []sectionCase{
 		{"minimal", good, 0, "", ""},
 		{"all of docker_auth's keys", good + "  http_timeout: 5s\n  revalidate_after: 2h\n  github_web_uri: https://ghe.example.com/\n  github_api_uri: https://ghe.example.com/api/v3\n  registry_url: r.example.com\n", 0, "", ""},
 		{"no secret", strings.Replace(good, "  client_secret: s3cret\n", "", 1), 17, "github_auth.client_secret", "is required"},
@@ -24,28 +18,11 @@ func TestGithubAuthSection(t *testing.T) {
 		{"bad api uri", good + "  github_api_uri: api.github.com\n", 21, "github_auth.github_api_uri", "absolute http(s) URL"},
 		{"revalidate too often", good + "  revalidate_after: 1s\n", 21, "github_auth.revalidate_after", "at least 1m"},
 		{"unknown key", good + "  org: x\n", 21, "github_auth.org", "unknown key"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, perr := parse(t, base+tc.section)
-			if tc.line == 0 {
-				if perr != nil {
-					t.Fatal(perr)
-				}
-				if c.GithubAuth == nil || c.GithubAuth.WebURI() == "" || strings.HasSuffix(c.GithubAuth.WebURI(), "/") {
-					t.Fatal("github_auth not decoded")
-				}
-				return
-			}
-			if perr == nil || len(perr.Problems) != 1 {
-				t.Fatalf("want one problem, got %v", perr)
-			}
-			p := perr.Problems[0]
-			if p.Key != tc.key || p.Line != tc.line || !strings.Contains(p.Msg, tc.msg) {
-				t.Fatalf("problem %q (key %q line %d), want key %q line %d saying %q", p, p.Key, p.Line, tc.key, tc.line, tc.msg)
-			}
-		})
-	}
+	}, func(t *testing.T, c *Config) {
+		if c.GithubAuth == nil || c.GithubAuth.WebURI() == "" || strings.HasSuffix(c.GithubAuth.WebURI(), "/") {
+			t.Fatal("github_auth not decoded")
+		}
+	})
 }
 
 // TestGithubAuthTokenDBWarning: docker_auth's token database is accepted
