@@ -8,14 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestServeMaxConnections runs the binary with server.max_connections: 2:
@@ -25,17 +21,8 @@ func TestServeMaxConnections(t *testing.T) {
 	dir := t.TempDir()
 	bin := gatehouseBinary(t)
 	port := freePort(t)
-	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
 	cfg := strings.Replace(opsConfig(t, dir, port, ""), "server: {", "server: {max_connections: 2, ", 1)
-	cfgPath := filepath.Join(dir, "auth_config.yml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	cmd := exec.Command(bin, cfgPath)
-	var logs testutil.SyncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	_, logs := startGatehouse(t, bin, writeOpsConfig(t, dir, cfg))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

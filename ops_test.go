@@ -45,6 +45,32 @@ acl:
 %[4]s`, port, dir, hash, extra)
 }
 
+// writeOpsConfig writes cfg (an opsConfig, changed or not) to
+// dir/auth_config.yml, next to the empty dir/htpasswd it names, and
+// returns the file's path.
+func writeOpsConfig(t *testing.T, dir, cfg string) string {
+	t.Helper()
+	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
+	path := filepath.Join(dir, "auth_config.yml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	return path
+}
+
+// startGatehouse runs bin (gatehouseBinary) with args, its log in the
+// returned buffer, and stops it with SIGTERM, waiting for it to exit, when
+// the test ends.
+func startGatehouse(t *testing.T, bin string, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	logs := &testutil.SyncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	return cmd, logs
+}
+
 func TestValidateAndCheckCommands(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
@@ -131,13 +157,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	writeVersion(0, true)
-	cmd := exec.Command(bin, cfgLink)
-	var logs testutil.SyncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	cmd, logs := startGatehouse(t, bin, cfgLink)
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}

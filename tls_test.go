@@ -6,15 +6,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestServeTLS runs the binary with server.certificate and key: it answers
@@ -24,20 +19,11 @@ func TestServeTLS(t *testing.T) {
 	bin := gatehouseBinary(t)
 	dir := t.TempDir()
 	der := writeStandInKeyPair(t, filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"))
-	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
 
 	port := freePort(t)
 	cfg := strings.Replace(opsConfig(t, dir, port, ""), fmt.Sprintf(`server: {addr: "127.0.0.1:%d"}`, port),
 		fmt.Sprintf("server: {addr: \"127.0.0.1:%d\", certificate: %s/server.pem, key: %s/server.key, hsts: true, tls_min_version: TLS13}", port, dir, dir), 1)
-	cfgPath := filepath.Join(dir, "auth_config.yml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	cmd := exec.Command(bin, cfgPath)
-	var logs testutil.SyncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	_, logs := startGatehouse(t, bin, writeOpsConfig(t, dir, cfg))
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))

@@ -5,15 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gatehouse/gatehouse/internal/testutil"
 )
 
 // TestServeUnixSocket runs the binary with server.net: unix, over a stale
@@ -30,17 +25,8 @@ func TestServeUnixSocket(t *testing.T) {
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
 
-	os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o600)
 	cfg := strings.Replace(opsConfig(t, dir, 0, ""), `server: {addr: "127.0.0.1:0"}`, fmt.Sprintf("server: {net: unix, addr: %q}", sock), 1)
-	cfgPath := filepath.Join(dir, "auth_config.yml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	cmd := exec.Command(bin, cfgPath)
-	var logs testutil.SyncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	_, logs := startGatehouse(t, bin, writeOpsConfig(t, dir, cfg))
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

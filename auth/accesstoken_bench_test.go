@@ -1,8 +1,6 @@
 package auth
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -31,23 +29,7 @@ func BenchmarkServeHTTPAccessToken(b *testing.B) {
 					}
 					password = raw
 				}
-				r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope=repository:alice/app:pull,push", nil)
-				r.RemoteAddr = "127.0.0.1:40000"
-				r.SetBasicAuth("alice", password)
-				w := &benchWriter{h: http.Header{}}
-				s.ServeHTTP(w, r) // the first request fills the caches
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					w.status = 0
-					s.ServeHTTP(w, r)
-				}
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
+				benchServe(b, s, benchRequest("repository:alice/app:pull,push", "alice", password))
 			})
 		}
 	}

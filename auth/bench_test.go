@@ -81,6 +81,12 @@ acl:
   - match: {account: "", name: "public/*"}
     actions: [pull]
 `, dir, hash, cache)
+	return benchServer(b, benchConfig(b, dir, yml))
+}
+
+// benchConfig writes yml to dir/auth_config.yml and loads it.
+func benchConfig(b *testing.B, dir, yml string) *config.Config {
+	b.Helper()
 	path := filepath.Join(dir, "auth_config.yml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 		b.Fatal(err)
@@ -89,8 +95,16 @@ acl:
 	if err != nil {
 		b.Fatal(err)
 	}
+	return cfg
+}
+
+// benchServer is a Server for cfg logging at info level in JSON, audit
+// line included, to io.Discard (as serve does with log.format json),
+// closed when b ends.
+func benchServer(b *testing.B, cfg *config.Config) *Server {
+	b.Helper()
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s, err := New(cfg, WithLogger(logger), WithJSONAuditLog(io.Discard)) // as serve does with log.format json
+	s, err := New(cfg, WithLogger(logger), WithJSONAuditLog(io.Discard))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,6 +124,38 @@ type benchWriter struct {
 func (w *benchWriter) Header() http.Header         { return w.h }
 func (w *benchWriter) WriteHeader(status int)      { w.status = status }
 func (w *benchWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// benchRequest is a GET token request for scope from 127.0.0.1:40000,
+// with user and password as Basic credentials (none when user is "").
+func benchRequest(scope, user, password string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope="+scope, nil)
+	r.RemoteAddr = "127.0.0.1:40000"
+	if user != "" {
+		r.SetBasicAuth(user, password)
+	}
+	return r
+}
+
+// benchServe measures r through s.ServeHTTP: a first request, which fills
+// the caches and must be answered 200, then one per iteration, allocations
+// reported; the last answer must be 200 too.
+func benchServe(b *testing.B, s *Server, r *http.Request) {
+	b.Helper()
+	w := &benchWriter{h: http.Header{}}
+	s.ServeHTTP(w, r)
+	if w.status != http.StatusOK {
+		b.Fatalf("status %d", w.status)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w.status = 0
+		s.ServeHTTP(w, r)
+	}
+	if w.status != http.StatusOK {
+		b.Fatalf("status %d", w.status)
+	}
+}
 
 // BenchmarkServeHTTP is one GET token request through Server.ServeHTTP,
 // with the P-256 key (the ES256 signature, ~27 µs, is most of a cached
@@ -138,25 +184,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			if c.noGrantCache {
 				s.state.Load().grants = nil
 			}
-			r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope="+c.scope, nil)
-			r.RemoteAddr = "127.0.0.1:40000"
-			if c.user != "" {
-				r.SetBasicAuth(c.user, "alicepw")
-			}
-			w := &benchWriter{h: http.Header{}}
-			s.ServeHTTP(w, r) // the first request fills the cache
-			if w.status != http.StatusOK {
-				b.Fatalf("status %d", w.status)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				w.status = 0
-				s.ServeHTTP(w, r)
-			}
-			if w.status != http.StatusOK {
-				b.Fatalf("status %d", w.status)
-			}
+			benchServe(b, s, benchRequest(c.scope, c.user, "alicepw"))
 		})
 	}
 }
@@ -171,11 +199,7 @@ func BenchmarkServeHTTPParallel(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			s := benchHandlerServer(b, "")
-			r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope="+scope, nil)
-			r.RemoteAddr = "127.0.0.1:40000"
-			if user != "" {
-				r.SetBasicAuth(user, "alicepw")
-			}
+			r := benchRequest(scope, user, "alicepw")
 			s.ServeHTTP(&benchWriter{h: http.Header{}}, r)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -210,20 +234,7 @@ func BenchmarkThrottleStore(b *testing.B) {
 				if path == "credential-cache" {
 					s.state.Load().grants = nil
 				}
-				r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope=repository:alice/app:pull,push", nil)
-				r.RemoteAddr = "127.0.0.1:40000"
-				r.SetBasicAuth("alice", "alicepw")
-				w := &benchWriter{h: http.Header{}}
-				s.ServeHTTP(w, r)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					w.status = 0
-					s.ServeHTTP(w, r)
-				}
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
+				benchServe(b, s, benchRequest("repository:alice/app:pull,push", "alice", "alicepw"))
 			})
 		}
 	}

@@ -2,17 +2,11 @@ package auth
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/gatehouse/gatehouse/config"
 )
 
 // BenchmarkServeHTTPExtAuth compares a repeat login of an ext_auth account
@@ -48,14 +42,7 @@ acl:
     actions: ["*"]
     comment: own namespace
 `, dir, hash, prog)
-	path := filepath.Join(dir, "auth_config.yml")
-	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := benchConfig(b, dir, yml)
 	for _, grants := range []bool{true, false} {
 		for _, user := range []string{"alice", "ed"} {
 			name := map[string]string{"alice": "static", "ed": "ext_auth"}[user] + "/cached"
@@ -63,32 +50,11 @@ acl:
 				name = map[string]string{"alice": "static", "ed": "ext_auth"}[user] + "/credential-cache"
 			}
 			b.Run(name, func(b *testing.B) {
-				logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-				s, err := New(cfg, WithLogger(logger), WithJSONAuditLog(io.Discard))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
+				s := benchServer(b, cfg)
 				if !grants {
 					s.state.Load().grants = nil
 				}
-				r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope=repository:"+user+"/app:pull,push", nil)
-				r.RemoteAddr = "127.0.0.1:40000"
-				r.SetBasicAuth(user, "alicepw")
-				w := &benchWriter{h: http.Header{}}
-				s.ServeHTTP(w, r) // the first request fills the caches
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					w.status = 0
-					s.ServeHTTP(w, r)
-				}
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
+				benchServe(b, s, benchRequest("repository:"+user+"/app:pull,push", user, "alicepw"))
 			})
 		}
 	}

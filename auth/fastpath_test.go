@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/token"
 )
 
 // The hot-path replacements must behave exactly as what they replace.
@@ -191,5 +194,35 @@ func TestContentLengthValues(t *testing.T) {
 		if len(v) != 1 || v[0] != strconv.Itoa(n) || cap(v) != 1 {
 			t.Fatalf("contentLength(%d) = %q (cap %d)", n, v, cap(v))
 		}
+	}
+}
+
+// TestAuthorizeAllocatesNothingOfItsOwn: authorize adds no allocation to
+// those of state.decide, so a request that is decided (a credential-cache
+// hit, docs/performance.md) does not pay for a heap-allocated grant; only
+// the grant cache's copy is.
+func TestAuthorizeAllocatesNothingOfItsOwn(t *testing.T) {
+	s, _ := testServer(t, "")
+	st := s.state.Load()
+	scopes, err := ParseScopes([]string{"repository:alice/app:pull,push", "repository:public/base:pull"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &Request{Account: "alice", Service: "registry", Scopes: scopes, IP: netip.MustParseAddr("198.51.100.7")}
+	id := identity{Account: "alice", Backend: "static"}
+	decide := testing.AllocsPerRun(100, func() { st.decide(req, &id) })
+	var access []token.Access
+	authorize := testing.AllocsPerRun(100, func() {
+		g, e := s.authorize(st, req, &id)
+		if e != nil {
+			t.Fatal(e)
+		}
+		access = g.access
+	})
+	if len(access) != 2 || len(access[0].Actions) != 2 {
+		t.Fatalf("granted %+v, want pull,push on alice/app", access)
+	}
+	if authorize != decide {
+		t.Fatalf("authorize makes %.0f allocations, decide %.0f: authorize allocates %.0f of its own", authorize, decide, authorize-decide)
 	}
 }

@@ -16,7 +16,7 @@ import (
 //
 //	parse         request.go, scope.go   *http.Request → *Request (bounded, linear in its size)
 //	authenticate  throttle.go, chain.go  *Request → identity (the throttle's gate, then the credential)
-//	authorize     authz.go               identity, scopes → *grant (the authorizers, in docker_auth's order)
+//	authorize     authz.go               identity, scopes → grant (the authorizers, in docker_auth's order)
 //	issue         respond.go, audit.go   *grant → the signed token, the response, metrics and the audit line
 //
 // Any stage may refuse with an *Error: fail writes it, counts it and logs
@@ -51,7 +51,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, st *state) {
 		s.fail(w, r, req, e, start)
 		return
 	}
-	if s.issue(ctx, w, r, st, g, start) && remember && cacheable(req, &id, g.decisions) {
+	if s.issue(ctx, w, r, st, &g, start) && remember && cacheable(req, &id, g.decisions) {
 		st.grants.put(key, newGrant(req, id, g.access, g.decisions, g.complete), id.until)
 	}
 }
@@ -112,15 +112,19 @@ func (s *Server) authenticateCredentials(ctx context.Context, st *state, req *Re
 // authorize decides every requested scope for id (state.decide) and times
 // it. Only an authorizer that could not answer refuses (503): a scope
 // nothing grants stays in the token with no actions.
-func (s *Server) authorize(st *state, req *Request, id *identity) (*grant, *Error) {
+//
+// The grant is returned by value: it lives in serveToken's frame, and
+// only the grant cache's copy (newGrant) goes to the heap. A *grant
+// returned from here would be one allocation more per request.
+func (s *Server) authorize(st *state, req *Request, id *identity) (grant, *Error) {
 	t := s.now()
 	access, decisions, complete, err := st.decide(req, id)
 	s.metrics.authzStage.Observe(s.now().Sub(t).Seconds())
 	if err != nil {
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}
+		return grant{}, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "authorization backend unavailable, try again later", Err: err}
 	}
-	g := &grant{req: req, id: *id, access: access, decisions: decisions, complete: complete}
-	narrowByToken(g)
+	g := grant{req: req, id: *id, access: access, decisions: decisions, complete: complete}
+	narrowByToken(&g)
 	return g, nil
 }
 

@@ -2,8 +2,6 @@ package auth
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -42,23 +40,7 @@ func BenchmarkCachedLoginXorm(b *testing.B) {
 				if !grants {
 					s.state.Load().grants = nil
 				}
-				r := httptest.NewRequest(http.MethodGet, "/auth?service=registry.example.com&scope=repository:"+c.user+"/app:pull,push", nil)
-				r.RemoteAddr = "127.0.0.1:40000"
-				r.SetBasicAuth(c.user, "alicepw")
-				w := &benchWriter{h: http.Header{}}
-				s.ServeHTTP(w, r) // the first request fills the caches
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					w.status = 0
-					s.ServeHTTP(w, r)
-				}
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
+				benchServe(b, s, benchRequest("repository:"+c.user+"/app:pull,push", c.user, "alicepw"))
 			})
 		}
 	}

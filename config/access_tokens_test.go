@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,47 +11,24 @@ import (
 )
 
 func TestAccessTokensSection(t *testing.T) {
-	tests := []struct {
-		name    string
-		section string // appended to base; line 17 on
-		key     string // the one problem's key; "" for none
-		msg     string
-	}{
-		{"defaults", "access_tokens: {}\n", "", ""},
-		{"full", "access_tokens:\n  max_ttl: 90d\n  default_ttl: 720h\n  allow_no_expiry: false\n  max_ttl_by_label: {\"kind=ci\": 365d}\n  revoked: [abc]\n  any_username: true\n", "", ""},
-		{"seconds", "access_tokens: {max_ttl: 86400}\n", "", ""},
-		{"default longer than max", "access_tokens: {max_ttl: 7d, default_ttl: 30d}\n", "access_tokens.default_ttl", "longer than max_ttl"},
-		{"implicit default longer than max is clamped", "access_tokens: {max_ttl: 7d}\n", "", ""},
-		{"zero max", "access_tokens: {max_ttl: 0s}\n", "access_tokens.max_ttl", "positive"},
-		{"bad lifetime", "access_tokens: {max_ttl: forever}\n", "access_tokens.max_ttl", "30d"},
-		{"a label key without a value", "access_tokens: {max_ttl_by_label: {ci: 30d}}\n", "access_tokens.max_ttl_by_label.ci", "KEY=VALUE"},
-		{"an empty revoked id", "access_tokens: {revoked: [\"\"]}\n", "access_tokens.revoked[0]", "token id"},
-		{"a revoked id with a space", "access_tokens: {revoked: [\"a b\"]}\n", "access_tokens.revoked[0]", "token id"},
-		{"an unknown key", "access_tokens: {max_tll: 1d}\n", "access_tokens.max_tll", ""},
-		{"tokens only", "access_tokens: {tokens_only: {accounts: [alice], labels: [\"kind=person\"], authenticators: [ldap, static]}}\n", "", ""},
-		{"tokens only: a label without a value", "access_tokens: {tokens_only: {labels: [person]}}\n", "access_tokens.tokens_only.labels[0]", "KEY=VALUE"},
-		{"tokens only: an unknown authenticator", "access_tokens: {tokens_only: {authenticators: [ldap_auth]}}\n", "access_tokens.tokens_only.authenticators[0]", "one of static"},
-		{"tokens only: anonymous", "access_tokens: {tokens_only: {accounts: [\"\"]}}\n", "access_tokens.tokens_only.accounts[0]", "empty account"},
-		{"tokens only: an unknown key", "access_tokens: {tokens_only: {users: [alice]}}\n", "access_tokens.tokens_only.users", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, perr := parse(t, base+tc.section)
-			if tc.key == "" {
-				if perr != nil {
-					t.Fatal(perr)
-				}
-				return
-			}
-			if perr == nil || len(perr.Problems) != 1 {
-				t.Fatalf("want one problem, got %v", perr)
-			}
-			p := perr.Problems[0]
-			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
-				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
-			}
-		})
-	}
+	testSections(t, []sectionCase{
+		{"defaults", "access_tokens: {}\n", 0, "", ""},
+		{"full", "access_tokens:\n  max_ttl: 90d\n  default_ttl: 720h\n  allow_no_expiry: false\n  max_ttl_by_label: {\"kind=ci\": 365d}\n  revoked: [abc]\n  any_username: true\n", 0, "", ""},
+		{"seconds", "access_tokens: {max_ttl: 86400}\n", 0, "", ""},
+		{"default longer than max", "access_tokens: {max_ttl: 7d, default_ttl: 30d}\n", 17, "access_tokens.default_ttl", "longer than max_ttl"},
+		{"implicit default longer than max is clamped", "access_tokens: {max_ttl: 7d}\n", 0, "", ""},
+		{"zero max", "access_tokens: {max_ttl: 0s}\n", 17, "access_tokens.max_ttl", "positive"},
+		{"bad lifetime", "access_tokens: {max_ttl: forever}\n", 17, "access_tokens.max_ttl", "30d"},
+		{"a label key without a value", "access_tokens: {max_ttl_by_label: {ci: 30d}}\n", 17, "access_tokens.max_ttl_by_label.ci", "KEY=VALUE"},
+		{"an empty revoked id", "access_tokens: {revoked: [\"\"]}\n", 17, "access_tokens.revoked[0]", "token id"},
+		{"a revoked id with a space", "access_tokens: {revoked: [\"a b\"]}\n", 17, "access_tokens.revoked[0]", "token id"},
+		{"an unknown key", "access_tokens: {max_tll: 1d}\n", 17, "access_tokens.max_tll", ""},
+		{"tokens only", "access_tokens: {tokens_only: {accounts: [alice], labels: [\"kind=person\"], authenticators: [ldap, static]}}\n", 0, "", ""},
+		{"tokens only: a label without a value", "access_tokens: {tokens_only: {labels: [person]}}\n", 17, "access_tokens.tokens_only.labels[0]", "KEY=VALUE"},
+		{"tokens only: an unknown authenticator", "access_tokens: {tokens_only: {authenticators: [ldap_auth]}}\n", 17, "access_tokens.tokens_only.authenticators[0]", "one of static"},
+		{"tokens only: anonymous", "access_tokens: {tokens_only: {accounts: [\"\"]}}\n", 17, "access_tokens.tokens_only.accounts[0]", "empty account"},
+		{"tokens only: an unknown key", "access_tokens: {tokens_only: {users: [alice]}}\n", 17, "access_tokens.tokens_only.users", ""},
+	}, nil)
 }
 
 func TestAccessTokensPolicy(t *testing.T) {

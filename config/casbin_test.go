@@ -59,22 +59,7 @@ func TestCasbinAndPluginProblems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, perr := parse(t, tc.yml)
-			if perr == nil {
-				t.Fatal("no error")
-			}
-			if len(perr.Problems) != len(tc.want) {
-				t.Fatalf("got %d problems, want %d:\n%v", len(perr.Problems), len(tc.want), perr)
-			}
-			for i, w := range tc.want {
-				parts := strings.SplitN(w, "|", 3)
-				p := perr.Problems[i]
-				if prefix := "auth_config.yml:" + parts[0] + ": " + parts[1] + ": "; !strings.HasPrefix(p.String(), prefix) {
-					t.Errorf("problem %d = %q, want it to start with %q", i, p, prefix)
-				}
-				if !strings.Contains(p.Msg, parts[2]) {
-					t.Errorf("problem %d message = %q, want it to contain %q", i, p.Msg, parts[2])
-				}
-			}
+			checkProblems(t, perr, tc.want)
 		})
 	}
 }

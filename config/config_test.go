@@ -44,19 +44,21 @@ func parse(t *testing.T, yml string) (*Config, *Error) {
 	return nil, ce
 }
 
-// sectionCase is one case of a section's table: valid (line 0), or with
-// one problem at line and key whose message contains msg.
+// sectionCase is a section appended to base (line 17 on) and the one
+// problem it makes, if any.
 type sectionCase struct {
 	name    string
 	section string
 	line    int    // of the one problem; 0: valid
 	key     string // of the problem
-	msg     string
+	msg     string // a fragment of its message
 }
 
-// runSectionCases parses base+section of each case: a valid one must parse
-// and pass decoded (when not nil), an invalid one give exactly its problem.
-func runSectionCases(t *testing.T, tests []sectionCase, decoded func(t *testing.T, c *Config)) {
+// testSections parses base with each case's section appended. A valid case
+// must parse, and decoded (when not nil) checks what it gave; the others
+// must give one problem, at that line of auth_config.yml, with that key and
+// message.
+func testSections(t *testing.T, tests []sectionCase, decoded func(*testing.T, *Config)) {
 	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,7 +76,7 @@ func runSectionCases(t *testing.T, tests []sectionCase, decoded func(t *testing.
 				t.Fatalf("want one problem, got %v", perr)
 			}
 			p := perr.Problems[0]
-			if p.Key != tc.key || p.Line != tc.line || !strings.Contains(p.Msg, tc.msg) {
+			if p.Key != tc.key || p.Line != tc.line || p.File != "auth_config.yml" || !strings.Contains(p.Msg, tc.msg) {
 				t.Fatalf("problem %q (key %q line %d), want key %q line %d saying %q", p, p.Key, p.Line, tc.key, tc.line, tc.msg)
 			}
 		})
@@ -266,35 +268,42 @@ func TestParseProblems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, perr := parse(t, tc.yml)
-			if perr == nil {
-				t.Fatal("no error")
-			}
-			if len(perr.Problems) != len(tc.want) {
-				t.Fatalf("got %d problems, want %d:\n%v", len(perr.Problems), len(tc.want), perr)
-			}
-			for i, w := range tc.want {
-				parts := strings.SplitN(w, "|", 3)
-				if len(parts) != 3 {
-					t.Fatalf("want %q is not line|key|message", w)
-				}
-				p := perr.Problems[i]
-				if line, _ := strconv.Atoi(parts[0]); p.Line != line || line < 1 {
-					t.Errorf("problem %d = %q: line %d, want %s", i, p, p.Line, parts[0])
-				}
-				if prefix := "auth_config.yml:" + parts[0] + ": "; !strings.HasPrefix(p.String(), prefix) {
-					t.Errorf("problem %d = %q, want it to start with %q", i, p, prefix)
-				}
-				if p.Key != parts[1] {
-					t.Errorf("problem %d key = %q, want %q (%s)", i, p.Key, parts[1], p)
-				}
-				if !strings.Contains(p.Msg, parts[2]) {
-					t.Errorf("problem %d message = %q, want it to contain %q", i, p.Msg, parts[2])
-				}
-				if p.File != "auth_config.yml" {
-					t.Errorf("problem %d file = %q", i, p.File)
-				}
-			}
+			checkProblems(t, perr, tc.want)
 		})
+	}
+}
+
+// checkProblems checks that perr lists exactly the problems want describes,
+// in order, each as "line|key|message fragment", in auth_config.yml.
+func checkProblems(t *testing.T, perr *Error, want []string) {
+	t.Helper()
+	if perr == nil {
+		t.Fatal("no error")
+	}
+	if len(perr.Problems) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(perr.Problems), len(want), perr)
+	}
+	for i, w := range want {
+		parts := strings.SplitN(w, "|", 3)
+		if len(parts) != 3 {
+			t.Fatalf("want %q is not line|key|message", w)
+		}
+		p := perr.Problems[i]
+		if line, _ := strconv.Atoi(parts[0]); p.Line != line || line < 1 {
+			t.Errorf("problem %d = %q: line %d, want %s", i, p, p.Line, parts[0])
+		}
+		if prefix := "auth_config.yml:" + parts[0] + ": "; !strings.HasPrefix(p.String(), prefix) {
+			t.Errorf("problem %d = %q, want it to start with %q", i, p, prefix)
+		}
+		if p.Key != parts[1] {
+			t.Errorf("problem %d key = %q, want %q (%s)", i, p.Key, parts[1], p)
+		}
+		if !strings.Contains(p.Msg, parts[2]) {
+			t.Errorf("problem %d message = %q, want it to contain %q", i, p.Msg, parts[2])
+		}
+		if p.File != "auth_config.yml" {
+			t.Errorf("problem %d file = %q", i, p.File)
+		}
 	}
 }
 

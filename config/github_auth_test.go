@@ -10,7 +10,7 @@ func TestGithubAuthSection(t *testing.T) {
 		"  organization: acme\n" +
 		"  client_id: Iv1.abc\n" +
 		"  client_secret: s3cret\n" // line 20
-	tests := []sectionCase{
+	testSections(t, []sectionCase{
 		{"minimal", good, 0, "", ""},
 		{"all of docker_auth's keys", good + "  http_timeout: 5s\n  revalidate_after: 2h\n  github_web_uri: https://ghe.example.com/\n  github_api_uri: https://ghe.example.com/api/v3\n  registry_url: r.example.com\n", 0, "", ""},
 		{"no secret", strings.Replace(good, "  client_secret: s3cret\n", "", 1), 17, "github_auth.client_secret", "is required"},
@@ -18,8 +18,7 @@ func TestGithubAuthSection(t *testing.T) {
 		{"bad api uri", good + "  github_api_uri: api.github.com\n", 21, "github_auth.github_api_uri", "absolute http(s) URL"},
 		{"revalidate too often", good + "  revalidate_after: 1s\n", 21, "github_auth.revalidate_after", "at least 1m"},
 		{"unknown key", good + "  org: x\n", 21, "github_auth.org", "unknown key"},
-	}
-	runSectionCases(t, tests, func(t *testing.T, c *Config) {
+	}, func(t *testing.T, c *Config) {
 		if c.GithubAuth == nil || c.GithubAuth.WebURI() == "" || strings.HasSuffix(c.GithubAuth.WebURI(), "/") {
 			t.Fatal("github_auth not decoded")
 		}

@@ -15,7 +15,7 @@ func TestSignInSections(t *testing.T) {
 	const google = "google_auth:\n" + // line 17
 		"  client_id: 1-x.apps.googleusercontent.com\n" +
 		"  client_secret: s3cret\n" // line 19
-	tests := []sectionCase{
+	testSections(t, []sectionCase{
 		{"gitlab minimal", gitlab, 0, "", ""},
 		{"gitlab all of docker_auth's keys", gitlab + "  grant_type: authorization_code\n  http_timeout: 5s\n  revalidate_after: 2h\n  gitlab_web_uri: https://gl.example.com/\n  gitlab_api_uri: https://gl.example.com/api/v4\n  registry_url: r.example.com\n  redis_token_db: {redis_options: {addr: x}}\n", 0, "", ""},
 		{"gitlab no redirect_uri", strings.Replace(gitlab, "  redirect_uri: https://auth.example.com/gitlab_auth\n", "", 1), 17, "gitlab_auth.redirect_uri", "is required"},
@@ -28,6 +28,5 @@ func TestSignInSections(t *testing.T) {
 		{"google bad domain", google + "  domain: \"@example.com\"\n", 20, "google_auth.domain", "domain name"},
 		{"google redirect_url elsewhere", google + "  redirect_url: https://a.example.com/cb\n", 20, "google_auth.redirect_url", "ending in /google_auth"},
 		{"google unknown key", google + "  issuer: https://evil.test\n", 20, "google_auth.issuer", "unknown key"},
-	}
-	runSectionCases(t, tests, nil)
+	}, nil)
 }

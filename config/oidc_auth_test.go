@@ -12,7 +12,7 @@ func TestOIDCAuthSection(t *testing.T) {
 		"  client_id: gatehouse\n" + // line 20
 		"  client_secret: s3cret\n" +
 		"  labels_claims: [groups]\n"
-	tests := []sectionCase{
+	testSections(t, []sectionCase{
 		{"keycloak", good, 0, "", ""},
 		{"all of docker_auth's keys", good + "  http_timeout: 5s\n  registry_url: r.example.com\n  user_claim: preferred_username\n  scopes: [openid, email, offline_access]\n", 0, "", ""},
 		{"redirect_url not /oidc_auth", strings.Replace(good, "/oidc_auth\n", "/callback\n", 1), 19, "oidc_auth.redirect_url", "must be the absolute URL"},
@@ -23,8 +23,7 @@ func TestOIDCAuthSection(t *testing.T) {
 		{"both label spellings", good + "  label_claims: [groups]\n", 23, "oidc_auth.label_claims", "labels_claims only"},
 		{"revalidate too often", good + "  revalidate_after: 1s\n", 23, "oidc_auth.revalidate_after", "at least 1m"},
 		{"unknown key", good + "  client_secrets: x\n", 23, "oidc_auth.client_secrets", "unknown key"},
-	}
-	runSectionCases(t, tests, func(t *testing.T, c *Config) {
+	}, func(t *testing.T, c *Config) {
 		if c.OIDCAuth == nil || c.OIDCAuth.Claim() == "" {
 			t.Fatal("oidc_auth not decoded")
 		}

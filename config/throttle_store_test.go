@@ -1,44 +1,18 @@
 package config
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestThrottleStore(t *testing.T) {
-	tests := []struct {
-		name    string
-		section string // appended to base; line 17 on
-		key     string // the one problem's key; "" for none
-		msg     string
-	}{
-		{"standalone", "throttle:\n  store: {type: redis, addrs: [\"redis:6379\"], db: 2, timeout: 20ms}\n", "", ""},
-		{"cluster", "throttle:\n  store: {type: redis, addrs: [\"a:6379\", \"b:6379\"]}\n", "", ""},
-		{"sentinel with a db", "throttle:\n  store: {type: redis, addrs: [\"s1:26379\", \"s2:26379\"], master_name: gh, db: 1}\n", "", ""},
-		{"another type", "throttle:\n  store: {type: memcached, addrs: [\"m:11211\"]}\n", "throttle.store.type", `must be "redis"`},
-		{"no address", "throttle:\n  store: {type: redis}\n", "throttle.store.addrs", "at least one"},
-		{"an empty address", "throttle:\n  store: {type: redis, addrs: [\"\"]}\n", "throttle.store.addrs[0]", "empty"},
-		{"a db in a cluster", "throttle:\n  store: {type: redis, addrs: [\"a:1\", \"b:1\"], db: 1}\n", "throttle.store.db", "only db 0"},
-		{"a CA without tls", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], ca_certificate: ca.pem}\n", "throttle.store.ca_certificate", "tls: true"},
-		{"zero timeout", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], timeout: 0s}\n", "throttle.store.timeout", "positive"},
-		{"an unknown key", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], sentinel: x}\n", "throttle.store.sentinel", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, perr := parse(t, base+tc.section)
-			if tc.key == "" {
-				if perr != nil {
-					t.Fatal(perr)
-				}
-				return
-			}
-			if perr == nil || len(perr.Problems) != 1 {
-				t.Fatalf("want one problem, got %v", perr)
-			}
-			p := perr.Problems[0]
-			if p.Key != tc.key || !strings.HasPrefix(p.String(), "auth_config.yml:1") || !strings.Contains(p.Msg, tc.msg) {
-				t.Fatalf("problem %q (key %q), want key %q and %q", p, p.Key, tc.key, tc.msg)
-			}
-		})
-	}
+	testSections(t, []sectionCase{
+		{"standalone", "throttle:\n  store: {type: redis, addrs: [\"redis:6379\"], db: 2, timeout: 20ms}\n", 0, "", ""},
+		{"cluster", "throttle:\n  store: {type: redis, addrs: [\"a:6379\", \"b:6379\"]}\n", 0, "", ""},
+		{"sentinel with a db", "throttle:\n  store: {type: redis, addrs: [\"s1:26379\", \"s2:26379\"], master_name: gh, db: 1}\n", 0, "", ""},
+		{"another type", "throttle:\n  store: {type: memcached, addrs: [\"m:11211\"]}\n", 18, "throttle.store.type", `must be "redis"`},
+		{"no address", "throttle:\n  store: {type: redis}\n", 18, "throttle.store.addrs", "at least one"},
+		{"an empty address", "throttle:\n  store: {type: redis, addrs: [\"\"]}\n", 18, "throttle.store.addrs[0]", "empty"},
+		{"a db in a cluster", "throttle:\n  store: {type: redis, addrs: [\"a:1\", \"b:1\"], db: 1}\n", 18, "throttle.store.db", "only db 0"},
+		{"a CA without tls", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], ca_certificate: ca.pem}\n", 18, "throttle.store.ca_certificate", "tls: true"},
+		{"zero timeout", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], timeout: 0s}\n", 18, "throttle.store.timeout", "positive"},
+		{"an unknown key", "throttle:\n  store: {type: redis, addrs: [\"a:1\"], sentinel: x}\n", 18, "throttle.store.sentinel", ""},
+	}, nil)
 }

@@ -14,7 +14,7 @@ func TestWorkloadIdentitySection(t *testing.T) {
 		"    labels: {repository: repository, ref: ref}\n" +
 		"    required_claims: {repository_owner: octo-org}\n" +
 		"    max_age: 10m\n"
-	tests := []sectionCase{
+	testSections(t, []sectionCase{
 		{"github", good, 0, "", ""},
 		{"kubernetes with a static key set", "workload_identity:\n  - issuer: kubernetes\n    audience: registry\n    jwks_file: /etc/k8s-jwks.json\n    account: \"k8s:${claims:sub}\"\n", 0, "", ""},
 		{"audience missing", "workload_identity:\n  - issuer: https://gitlab.example.com\n", 18, "workload_identity[0].audience", "is required"},
@@ -28,8 +28,7 @@ func TestWorkloadIdentitySection(t *testing.T) {
 		{"uri and file", good + "    jwks_uri: https://x/jwks\n    jwks_file: /k\n", 25, "workload_identity[0].jwks_file", "exclude"},
 		{"not a list", "workload_identity: {issuer: x}\n", 17, "workload_identity.issuer", "cannot unmarshal"},
 		{"listed twice", good + strings.TrimPrefix(good, "workload_identity:\n"), 24, "workload_identity[1].issuer", "already listed"},
-	}
-	runSectionCases(t, tests, func(t *testing.T, c *Config) {
+	}, func(t *testing.T, c *Config) {
 		if len(c.Workload) != 1 {
 			t.Fatalf("issuers = %d", len(c.Workload))
 		}
