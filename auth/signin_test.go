@@ -55,6 +55,17 @@ func newEnv(t *testing.T, is *oidctest.Issuer) *siEnv {
 // generated token key and sections (the sign-in section and the acl).
 func (e *siEnv) serve(t *testing.T, sections string, opts ...Option) {
 	t.Helper()
+	var err error
+	if e.s, err = New(e.config(t, sections), append([]Option{WithClock(e.clock)}, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.s.Close() })
+}
+
+// config is the configuration serve builds from: sections after a token
+// section whose key is generated in a directory of its own.
+func (e *siEnv) config(t *testing.T, sections string) *config.Config {
+	t.Helper()
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`server: {addr: ":0"}
 token:
@@ -68,10 +79,7 @@ token:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.s, err = New(cfg, append([]Option{WithClock(e.clock)}, opts...)...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+	return cfg
 }
 
 // newSIEnv builds the server; is may be shared by two envs (two
