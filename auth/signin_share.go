@@ -42,8 +42,13 @@ const leadPoll = 25 * time.Millisecond
 
 // signInHold is the lock's lifetime for a flow whose calls to the
 // provider each take at most timeout: a revalidation makes up to three
-// (discovery or the refresh grant, then userinfo or the API).
-func signInHold(timeout time.Duration) time.Duration { return 3*timeout + time.Second }
+// (discovery or the refresh grant, then userinfo or the API), and half
+// one more; but no longer than half a request's time, so that the lock of
+// a replica that died holding it expires while the others' requests can
+// still ask.
+func signInHold(timeout time.Duration) time.Duration {
+	return min(3*timeout+timeout/2, RequestTimeout/2)
+}
 
 // signInShare returns the shared store of the sign-in revalidations (its
 // store nil when throttle.store is not configured).

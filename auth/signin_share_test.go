@@ -18,10 +18,13 @@ import (
 // one configuration, one clock): e.s serves the browser flow at e.base,
 // b is the other. With store (a redis-server address) they share
 // throttle.store.
-func gitlabReplicas(t *testing.T, f *fakeGitlab, store string) (*siEnv, *Server) {
+func gitlabReplicas(t *testing.T, f *fakeGitlab, store string, extra ...string) (*siEnv, *Server) {
 	t.Helper()
 	e := newEnv(t, nil)
 	sections := gitlabSections(f, e)
+	for _, x := range extra { // more keys of gitlab_auth
+		sections = strings.Replace(sections, "gitlab_auth:\n", "gitlab_auth:\n  "+x+"\n", 1)
+	}
 	if store != "" {
 		sections += "throttle:\n  store: {type: redis, addrs: [" + strconv.Quote(store) + "], timeout: 200ms}\n"
 	}
@@ -65,12 +68,13 @@ func TestSignInRotationShared(t *testing.T) {
 	cases := []struct {
 		name  string
 		store bool
-		kill  bool // the store is killed after A's revalidation
+		down  func(*redistest.Server) // what befalls the store after A's revalidation
 		wantB int
 	}{
-		{"shared store: B uses A's rotated token", true, false, http.StatusOK},
-		{"no store: B spends the revoked original", false, false, http.StatusUnauthorized},
-		{"store down: per-replica as without one", true, true, http.StatusUnauthorized},
+		{"shared store: B uses A's rotated token", true, nil, http.StatusOK},
+		{"no store: B spends the revoked original", false, nil, http.StatusUnauthorized},
+		{"store killed: per-replica as without one", true, (*redistest.Server).Stop, http.StatusUnauthorized},
+		{"store hung: per-replica after the timeout", true, (*redistest.Server).Pause, http.StatusUnauthorized},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,8 +89,8 @@ func TestSignInRotationShared(t *testing.T) {
 			cred, _ := flowCredential(t, e, "tanuki")
 			e.advance(2 * time.Minute)
 			glLogin(t, e.s, cred, http.StatusOK, "A revalidates (GitLab rotates)")
-			if tc.kill {
-				srv.Stop()
+			if tc.down != nil {
+				tc.down(srv)
 			}
 			e.advance(2 * time.Minute)
 			glLogin(t, b, cred, tc.wantB, "B revalidates after revalidate_after")
@@ -101,7 +105,7 @@ func TestSignInRotationShared(t *testing.T) {
 				e.advance(2 * time.Minute)
 				glLogin(t, e.s, cred, http.StatusOK, "A revalidates with its own rotated token")
 			}
-			if tc.kill {
+			if tc.down != nil {
 				if v := metric(t, b, "gatehouse_signin_store_fallbacks_total"); v == "" || v == "0" {
 					t.Fatalf("gatehouse_signin_store_fallbacks_total %q on B with the store down", v)
 				}
@@ -136,6 +140,33 @@ func TestSignInRevalidationRace(t *testing.T) {
 		if n := f.grants.Load(); n != int64(round) {
 			t.Fatalf("round %d: GitLab was asked %d refresh grants, want %d", round, n, round)
 		}
+	}
+}
+
+// TestSignInLockOfDeadReplica: a replica that died holding a
+// credential's lock (the lock is there, nobody releases it) holds up the
+// others only until the lock expires: replica B, due, waits for it and
+// then revalidates with the rotated token of A's record.
+func TestSignInLockOfDeadReplica(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFakeGitlab(t)
+	e, b := gitlabReplicas(t, f, srv.Addr, "http_timeout: 200ms") // the lock lasts 700ms
+	cred, _ := flowCredential(t, e, "tanuki")
+	e.advance(2 * time.Minute)
+	glLogin(t, e.s, cred, http.StatusOK, "A revalidates (GitLab rotates)")
+	e.advance(2 * time.Minute)
+	c, err := e.s.state.Load().signIns().Verify(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	if err := rc.Set(context.Background(), signInLockKey(c.ID), "a dead replica's", 700*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	glLogin(t, b, cred, http.StatusOK, "B, after the dead replica's lock expired")
+	if n := f.grants.Load(); n != 2 {
+		t.Fatalf("GitLab was asked %d refresh grants, want 2", n)
 	}
 }
 
