@@ -46,7 +46,7 @@ func (st *state) identifySignIn(ctx context.Context, req *Request) (identity, *E
 	var labels map[string][]string
 	switch {
 	case c.Provider == githubBackend && st.github != nil:
-		labels, err = st.github.revalidate(ctx, c)
+		labels, err = st.github.revalidate(ctx, c, st.signInShare())
 	case c.Provider == googleBackend && st.google != nil:
 		labels, err = st.google.revalidate(ctx, c, st.signInShare())
 	case c.Provider == gitlabBackend && st.gitlab != nil:

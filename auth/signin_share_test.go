@@ -17,14 +17,31 @@ import (
 // gitlabReplicas builds two replicas with gitlab_auth against f (one key,
 // one configuration, one clock): e.s serves the browser flow at e.base,
 // b is the other. With store (a redis-server address) they share
-// throttle.store.
+// throttle.store. extra are more keys of gitlab_auth.
 func gitlabReplicas(t *testing.T, f *fakeGitlab, store string, extra ...string) (*siEnv, *Server) {
 	t.Helper()
+	return signInReplicas(t, store, func(e *siEnv) string {
+		sections := gitlabSections(f, e)
+		for _, x := range extra {
+			sections = strings.Replace(sections, "gitlab_auth:\n", "gitlab_auth:\n  "+x+"\n", 1)
+		}
+		return sections
+	})
+}
+
+// signInReplicas builds two replicas from the sections sections returns
+// for e (gitlabReplicas).
+func signInReplicas(t *testing.T, store string, sections func(e *siEnv) string) (*siEnv, *Server) {
+	t.Helper()
 	e := newEnv(t, nil)
-	sections := gitlabSections(f, e)
-	for _, x := range extra { // more keys of gitlab_auth
-		sections = strings.Replace(sections, "gitlab_auth:\n", "gitlab_auth:\n  "+x+"\n", 1)
-	}
+	return e, e.replicas(t, sections(e), store)
+}
+
+// replicas builds e.s and another replica from sections, sharing
+// throttle.store when store is a redis-server address, and returns the
+// other.
+func (e *siEnv) replicas(t *testing.T, sections, store string) *Server {
+	t.Helper()
 	if store != "" {
 		sections += "throttle:\n  store: {type: redis, addrs: [" + strconv.Quote(store) + "], timeout: 200ms}\n"
 	}
@@ -39,7 +56,7 @@ func gitlabReplicas(t *testing.T, f *fakeGitlab, store string, extra ...string) 
 		servers[i] = s
 	}
 	e.s = servers[0]
-	return e, servers[1]
+	return servers[1]
 }
 
 // glLogin logs tanuki in on s with cred and checks the status (and, for a
@@ -109,6 +126,40 @@ func TestSignInRotationShared(t *testing.T) {
 				if v := metric(t, b, "gatehouse_signin_store_fallbacks_total"); v == "" || v == "0" {
 					t.Fatalf("gatehouse_signin_store_fallbacks_total %q on B with the store down", v)
 				}
+			}
+		})
+	}
+}
+
+// TestGithubRevalidationShared: GitHub's token does not rotate, but its
+// answer is shared too: with the store, replica B within revalidate_after
+// of A's revalidation takes A's answer without asking GitHub; without
+// one, B asks GitHub itself.
+func TestGithubRevalidationShared(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name   string
+		store  string
+		bAsked bool
+	}{
+		{"shared store", srv.Addr, false},
+		{"no store", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeGithub(t)
+			e, b := signInReplicas(t, tc.store, func(e *siEnv) string { return githubSections(f, e) })
+			cred, _ := flowCredential(t, e, "octocat")
+			e.advance(2 * time.Minute)
+			if r := get(e.s, ghScope, "octocat", cred); r.status != http.StatusOK {
+				t.Fatalf("A revalidates: %d %s", r.status, r.raw)
+			}
+			calls := f.apiCalls.Load()
+			e.advance(30 * time.Second)
+			if r := get(b, ghScope, "octocat", cred); r.status != http.StatusOK {
+				t.Fatalf("B: %d %s", r.status, r.raw)
+			}
+			if asked := f.apiCalls.Load() != calls; asked != tc.bAsked {
+				t.Fatalf("B asked GitHub: %v, want %v", asked, tc.bAsked)
 			}
 		})
 	}
