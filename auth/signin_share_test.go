@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse/gatehouse/internal/oidctest"
 	"github.com/gatehouse/gatehouse/internal/redistest"
 )
 
@@ -20,7 +21,7 @@ import (
 // throttle.store. extra are more keys of gitlab_auth.
 func gitlabReplicas(t *testing.T, f *fakeGitlab, store string, extra ...string) (*siEnv, *Server) {
 	t.Helper()
-	return signInReplicas(t, store, func(e *siEnv) string {
+	return signInReplicas(t, nil, store, func(e *siEnv) string {
 		sections := gitlabSections(f, e)
 		for _, x := range extra {
 			sections = strings.Replace(sections, "gitlab_auth:\n", "gitlab_auth:\n  "+x+"\n", 1)
@@ -30,10 +31,10 @@ func gitlabReplicas(t *testing.T, f *fakeGitlab, store string, extra ...string) 
 }
 
 // signInReplicas builds two replicas from the sections sections returns
-// for e (gitlabReplicas).
-func signInReplicas(t *testing.T, store string, sections func(e *siEnv) string) (*siEnv, *Server) {
+// for e (gitlabReplicas); is is e's OpenID provider, if any.
+func signInReplicas(t *testing.T, is *oidctest.Issuer, store string, sections func(e *siEnv) string) (*siEnv, *Server) {
 	t.Helper()
-	e := newEnv(t, nil)
+	e := newEnv(t, is)
 	return e, e.replicas(t, sections(e), store)
 }
 
@@ -131,6 +132,39 @@ func TestSignInRotationShared(t *testing.T) {
 	}
 }
 
+// TestOIDCRotationShared: the test OpenID provider rotates refresh tokens
+// and refuses a used one, as Keycloak with "revoke refresh token" does;
+// after A revalidated, B stays signed in with the store, not without.
+func TestOIDCRotationShared(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name      string
+		store     string
+		wantB     int
+		refreshes int64 // refresh grants the provider answered
+	}{
+		{"shared store", srv.Addr, http.StatusOK, 2},
+		{"no store", "", http.StatusUnauthorized, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := oidctest.New(t)
+			e, b := signInReplicas(t, is, tc.store, func(e *siEnv) string { return oidcSections(is, e, "gatehouse") })
+			cred := e.signIn(t, "dana", "dana-pw")
+			e.advance(2 * time.Minute)
+			if r := get(e.s, siScope, "dana@example.com", cred); r.status != http.StatusOK {
+				t.Fatalf("A revalidates: %d %s", r.status, r.raw)
+			}
+			e.advance(2 * time.Minute)
+			if r := get(b, siScope, "dana@example.com", cred); r.status != tc.wantB {
+				t.Fatalf("B after revalidate_after: %d %s, want %d", r.status, r.raw, tc.wantB)
+			}
+			if n := is.RefreshGrants(); n != tc.refreshes {
+				t.Fatalf("%d refresh grants answered, want %d", n, tc.refreshes)
+			}
+		})
+	}
+}
+
 // TestGithubRevalidationShared: GitHub's token does not rotate, but its
 // answer is shared too: with the store, replica B within revalidate_after
 // of A's revalidation takes A's answer without asking GitHub; without
@@ -147,7 +181,7 @@ func TestGithubRevalidationShared(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeGithub(t)
-			e, b := signInReplicas(t, tc.store, func(e *siEnv) string { return githubSections(f, e) })
+			e, b := signInReplicas(t, nil, tc.store, func(e *siEnv) string { return githubSections(f, e) })
 			cred, _ := flowCredential(t, e, "octocat")
 			e.advance(2 * time.Minute)
 			if r := get(e.s, ghScope, "octocat", cred); r.status != http.StatusOK {
