@@ -79,6 +79,9 @@ type state struct {
 	// google is the google_auth browser flow: oidc_auth's against Google
 	// (signin.go); nil without google_auth.
 	google *signIn
+	// throttle is the Server's: its store (throttle.store) also shares
+	// the sign-in revalidations (signin_share.go).
+	throttle *throttle
 }
 
 // Option configures a Server.
@@ -205,9 +208,10 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) build(cfg *config.Config) (*state, error) {
 	var errs []error
 	st := &state{
-		cfg:    cfg,
-		prefix: cfg.Server.PathPrefix,
-		ipc:    clientIPConfig{header: cfg.Server.RealIPHeader, pos: cfg.Server.RealIPPos},
+		cfg:      cfg,
+		prefix:   cfg.Server.PathPrefix,
+		ipc:      clientIPConfig{header: cfg.Server.RealIPHeader, pos: cfg.Server.RealIPPos},
+		throttle: s.throttle,
 	}
 	topts := []token.Option{token.WithClock(s.now), token.WithLogger(s.logger)}
 	if s.readOnly {

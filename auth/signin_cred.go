@@ -46,13 +46,13 @@ func (st *state) identifySignIn(ctx context.Context, req *Request) (identity, *E
 	var labels map[string][]string
 	switch {
 	case c.Provider == githubBackend && st.github != nil:
-		labels, err = st.github.revalidate(ctx, c)
+		labels, err = st.github.revalidate(ctx, c, st.signInShare())
 	case c.Provider == googleBackend && st.google != nil:
-		labels, err = st.google.revalidate(ctx, c)
+		labels, err = st.google.revalidate(ctx, c, st.signInShare())
 	case c.Provider == gitlabBackend && st.gitlab != nil:
-		labels, err = st.gitlab.revalidate(ctx, c)
+		labels, err = st.gitlab.revalidate(ctx, c, st.signInShare())
 	case c.Provider == signInBackend && st.signin != nil:
-		labels, err = st.signin.revalidate(ctx, c)
+		labels, err = st.signin.revalidate(ctx, c, st.signInShare())
 	default:
 		err = fmt.Errorf("signin: credential from %s, which is not configured", c.Provider)
 	}
@@ -93,39 +93,44 @@ var errProviderDown = errors.New("oidc_auth: provider unreachable")
 // credential was issued or last revalidated, and returns the labels of
 // the last answer: the refreshed ID token's labels_claims (or, when the
 // provider sent no ID token, its userinfo's). The answer is cached by the
-// credential's id.
-func (s *signIn) revalidate(ctx context.Context, c *token.SignInClaims) (map[string][]string, error) {
+// credential's id, and shared through sh (revalidations.revalidate).
+func (s *signIn) revalidate(ctx context.Context, c *token.SignInClaims, sh signInShare) (map[string][]string, error) {
 	now := s.now()
-	last, due := s.seen.due(c, now, s.cfg.Revalidate())
-	if !due {
-		return last.labels, nil
-	}
-	if last.refresh == "" {
-		return nil, fmt.Errorf("oidc_auth: %s was vouched for at %s and the provider gave no refresh token to ask again", c.Account, last.at.UTC().Format(time.RFC3339))
-	}
-	verifier, oc, err := s.discover(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errProviderDown, err)
-	}
-	ctx = s.ctx(ctx)
-	tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: last.refresh, Expiry: now.Add(-time.Minute)}).Token()
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) {
-			return nil, fmt.Errorf("oidc_auth: the provider refused %s's refresh token: %w", c.Account, err)
+	sh.hold = signInHold(s.cfg.Timeout())
+	return s.seen.revalidate(ctx, c, now, s.cfg.Revalidate(), sh, func(last revalidation) (revalidation, error) {
+		if last.refresh == "" {
+			return revalidation{}, fmt.Errorf("oidc_auth: %s was vouched for at %s and the provider gave no refresh token to ask again", c.Account, last.at.UTC().Format(time.RFC3339))
 		}
-		return nil, fmt.Errorf("%w: %w", errProviderDown, err)
-	}
-	labels, err := s.refreshedLabels(ctx, verifier, tok, c.Subject)
-	if err != nil {
-		return nil, err
-	}
+		verifier, oc, err := s.discover(ctx)
+		if err != nil {
+			return revalidation{}, fmt.Errorf("%w: %w", errProviderDown, err)
+		}
+		ctx := s.ctx(ctx)
+		tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: last.refresh, Expiry: now.Add(-time.Minute)}).Token()
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) {
+				return revalidation{}, fmt.Errorf("oidc_auth: the provider refused %s's refresh token: %w", c.Account, err)
+			}
+			return revalidation{}, fmt.Errorf("%w: %w", errProviderDown, err)
+		}
+		labels, err := s.refreshedLabels(ctx, verifier, tok, c.Subject)
+		if err != nil {
+			return revalidation{}, err
+		}
+		return revalidated(c, now, last, tok, labels), nil
+	})
+}
+
+// revalidated is the revalidation of c at now after a refresh grant
+// answered tok: the refresh token to use next is tok's when the provider
+// rotated it, last's otherwise.
+func revalidated(c *token.SignInClaims, now time.Time, last revalidation, tok *oauth2.Token, labels map[string][]string) revalidation {
 	next := revalidation{at: now, refresh: last.refresh, labels: labels, expires: c.ExpiresAt}
 	if tok.RefreshToken != "" {
 		next.refresh = tok.RefreshToken // rotated
 	}
-	s.seen.remember(c.ID, next, now)
-	return labels, nil
+	return next
 }
 
 // refreshedLabels returns the labels of a refresh grant's answer for
@@ -191,6 +196,37 @@ const maxRevalidations = 10000
 type revalidations struct {
 	mu      sync.Mutex
 	checked map[string]revalidation
+}
+
+// revalidate returns c's labels: those of its last revalidation while
+// every has not passed since it, otherwise those of ask's, which asks the
+// provider after the last revalidation (its refresh token) and is then
+// remembered. With a shared store (sh.store), the last revalidation is
+// the newer of this replica's and the store's, one replica at a time asks
+// (signInShare.lead) and the answer is saved there for the others.
+func (r *revalidations) revalidate(ctx context.Context, c *token.SignInClaims, now time.Time, every time.Duration, sh signInShare,
+	ask func(last revalidation) (revalidation, error)) (map[string][]string, error) {
+	last, due := r.due(c, now, every)
+	if !due {
+		return last.labels, nil
+	}
+	if sh.store != nil {
+		var fresh bool
+		var release func()
+		if last, fresh, release = sh.lead(ctx, r, c, last, now, every); fresh {
+			return last.labels, nil
+		}
+		defer release()
+	}
+	next, err := ask(last)
+	if err != nil {
+		return nil, err
+	}
+	r.remember(c.ID, next, now)
+	if sh.store != nil {
+		sh.save(c, next, now)
+	}
+	return next.labels, nil
 }
 
 // due returns c's last revalidation or, when there is none here, its

@@ -126,20 +126,20 @@ func (g *githubSignIn) get(ctx context.Context, tok, path string, out any) (int,
 // revalidate_after has passed since the sign-in or the last revalidation:
 // the token must still work, be the same person's and, with organization
 // set, the person still a member. It returns the teams label of the last
-// answer, so a team the person left is gone within revalidate_after.
-func (g *githubSignIn) revalidate(ctx context.Context, c *token.SignInClaims) (map[string][]string, error) {
+// answer, so a team the person left is gone within revalidate_after. The
+// answer (when and the labels; GitHub's token does not change) is shared
+// through sh.
+func (g *githubSignIn) revalidate(ctx context.Context, c *token.SignInClaims, sh signInShare) (map[string][]string, error) {
 	now := g.now()
-	last, due := g.seen.due(c, now, g.cfg.Revalidate())
-	if !due {
-		return last.labels, nil
-	}
-	v, err := g.vouch(ctx, c.RefreshToken)
-	if err != nil {
-		return nil, err
-	}
-	if v.id != c.Subject {
-		return nil, fmt.Errorf("github_auth: the token now belongs to user %s, not %s", v.id, c.Subject)
-	}
-	g.seen.remember(c.ID, revalidation{at: now, labels: v.labels, expires: c.ExpiresAt}, now)
-	return v.labels, nil
+	sh.hold = signInHold(g.cfg.Timeout())
+	return g.seen.revalidate(ctx, c, now, g.cfg.Revalidate(), sh, func(revalidation) (revalidation, error) {
+		v, err := g.vouch(ctx, c.RefreshToken)
+		if err != nil {
+			return revalidation{}, err
+		}
+		if v.id != c.Subject {
+			return revalidation{}, fmt.Errorf("github_auth: the token now belongs to user %s, not %s", v.id, c.Subject)
+		}
+		return revalidation{at: now, labels: v.labels, expires: c.ExpiresAt}, nil
+	})
 }

@@ -123,8 +123,15 @@ func (f *fakeGithub) revokeAll() {
 func newGithubEnv(t *testing.T, f *fakeGithub) *siEnv {
 	t.Helper()
 	e := newEnv(t, nil)
+	e.serve(t, githubSections(f, e))
+	return e
+}
+
+// githubSections is the github_auth section and the ACL of
+// newGithubEnv, whose callback is e's.
+func githubSections(f *fakeGithub, e *siEnv) string {
 	f.callback = e.base + "/github_auth"
-	e.serve(t, fmt.Sprintf(`github_auth:
+	return fmt.Sprintf(`github_auth:
   organization: acme
   client_id: gh-client
   client_secret: gh-secret
@@ -135,8 +142,7 @@ func newGithubEnv(t *testing.T, f *fakeGithub) *siEnv {
 acl:
   - match: {labels: {teams: engineering}, name: "eng/*"}
     actions: [push, pull]
-`, f.URL))
-	return e
+`, f.URL)
 }
 
 // githubFlow drives / → /github_auth → GitHub → callback with a cookie

@@ -104,37 +104,31 @@ func (g *gitlabSignIn) get(ctx context.Context, tok, path string, out any) error
 
 // revalidate asks GitLab again once revalidate_after has passed since the
 // sign-in or the last revalidation: the refresh-token grant must still
-// work (GitLab rotates the refresh token; the new one is cached) and /user
-// must be the same, active person. It returns the groups label of the
+// work (GitLab rotates the refresh token; the new one is cached, and
+// shared through sh) and /user must be the same, active person. It returns the groups label of the
 // last answer, so a group the person left is gone within revalidate_after.
-func (g *gitlabSignIn) revalidate(ctx context.Context, c *token.SignInClaims) (map[string][]string, error) {
+func (g *gitlabSignIn) revalidate(ctx context.Context, c *token.SignInClaims, sh signInShare) (map[string][]string, error) {
 	now := g.now()
-	last, due := g.seen.due(c, now, g.cfg.Revalidate())
-	if !due {
-		return last.labels, nil
-	}
-	if last.refresh == "" {
-		return nil, fmt.Errorf("gitlab_auth: GitLab gave no refresh token for %s to ask again", c.Account)
-	}
-	tok, err := g.oauth.TokenSource(g.ctx(ctx), &oauth2.Token{RefreshToken: last.refresh, Expiry: now.Add(-time.Minute)}).Token()
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-			return nil, fmt.Errorf("gitlab_auth: GitLab refused %s's refresh token: %w", c.Account, err)
+	sh.hold = signInHold(g.cfg.Timeout())
+	return g.seen.revalidate(ctx, c, now, g.cfg.Revalidate(), sh, func(last revalidation) (revalidation, error) {
+		if last.refresh == "" {
+			return revalidation{}, fmt.Errorf("gitlab_auth: GitLab gave no refresh token for %s to ask again", c.Account)
 		}
-		return nil, fmt.Errorf("%w: %w", errProviderDown, err)
-	}
-	v, err := g.vouch(ctx, tok.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	if v.id != c.Subject {
-		return nil, fmt.Errorf("gitlab_auth: the token now belongs to user %s, not %s", v.id, c.Subject)
-	}
-	next := revalidation{at: now, refresh: last.refresh, labels: v.labels, expires: c.ExpiresAt}
-	if tok.RefreshToken != "" {
-		next.refresh = tok.RefreshToken // rotated
-	}
-	g.seen.remember(c.ID, next, now)
-	return v.labels, nil
+		tok, err := g.oauth.TokenSource(g.ctx(ctx), &oauth2.Token{RefreshToken: last.refresh, Expiry: now.Add(-time.Minute)}).Token()
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+				return revalidation{}, fmt.Errorf("gitlab_auth: GitLab refused %s's refresh token: %w", c.Account, err)
+			}
+			return revalidation{}, fmt.Errorf("%w: %w", errProviderDown, err)
+		}
+		v, err := g.vouch(ctx, tok.AccessToken)
+		if err != nil {
+			return revalidation{}, err
+		}
+		if v.id != c.Subject {
+			return revalidation{}, fmt.Errorf("gitlab_auth: the token now belongs to user %s, not %s", v.id, c.Subject)
+		}
+		return revalidated(c, now, last, tok, v.labels), nil
+	})
 }

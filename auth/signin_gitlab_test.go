@@ -31,8 +31,12 @@ type fakeGitlab struct {
 	blocked   bool
 	groups    string // /api/v4/groups' answer
 	refreshes atomic.Int64
-	lastState string
-	callback  string
+	// grants counts the refresh grants asked for, refused ones too; each
+	// waits refreshDelay (nanoseconds) first.
+	grants       atomic.Int64
+	refreshDelay atomic.Int64
+	lastState    string
+	callback     string
 }
 
 func newFakeGitlab(t *testing.T) *fakeGitlab {
@@ -55,6 +59,10 @@ func newFakeGitlab(t *testing.T) *fakeGitlab {
 	})
 	mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
+		if r.Form.Get("grant_type") == "refresh_token" {
+			f.grants.Add(1)
+			time.Sleep(time.Duration(f.refreshDelay.Load()))
+		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -123,8 +131,15 @@ func newFakeGitlab(t *testing.T) *fakeGitlab {
 func newGitlabEnv(t *testing.T, f *fakeGitlab) *siEnv {
 	t.Helper()
 	e := newEnv(t, nil)
+	e.serve(t, gitlabSections(f, e))
+	return e
+}
+
+// gitlabSections is the gitlab_auth section and the ACL of newGitlabEnv,
+// whose callback is e's.
+func gitlabSections(f *fakeGitlab, e *siEnv) string {
 	f.callback = e.base + "/gitlab_auth"
-	e.serve(t, fmt.Sprintf(`gitlab_auth:
+	return fmt.Sprintf(`gitlab_auth:
   client_id: gl-client
   client_secret: gl-secret
   redirect_uri: %[2]s
@@ -135,8 +150,7 @@ func newGitlabEnv(t *testing.T, f *fakeGitlab) *siEnv {
 acl:
   - match: {labels: {groups: acme/platform}, name: "platform/*"}
     actions: [push, pull]
-`, f.URL, f.callback))
-	return e
+`, f.URL, f.callback)
 }
 
 // signInFlow drives / → the configured flow → provider → callback with a

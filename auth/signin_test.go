@@ -55,6 +55,17 @@ func newEnv(t *testing.T, is *oidctest.Issuer) *siEnv {
 // generated token key and sections (the sign-in section and the acl).
 func (e *siEnv) serve(t *testing.T, sections string, opts ...Option) {
 	t.Helper()
+	var err error
+	if e.s, err = New(e.config(t, sections), append([]Option{WithClock(e.clock)}, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.s.Close() })
+}
+
+// config is the configuration serve builds from: sections after a token
+// section whose key is generated in a directory of its own.
+func (e *siEnv) config(t *testing.T, sections string) *config.Config {
+	t.Helper()
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`server: {addr: ":0"}
 token:
@@ -68,10 +79,7 @@ token:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.s, err = New(cfg, append([]Option{WithClock(e.clock)}, opts...)...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s.Close() })
+	return cfg
 }
 
 // newSIEnv builds the server; is may be shared by two envs (two
@@ -79,10 +87,17 @@ token:
 func newSIEnv(t *testing.T, is *oidctest.Issuer, client string) *siEnv {
 	t.Helper()
 	e := newEnv(t, is)
+	e.serve(t, oidcSections(is, e, client))
+	return e
+}
+
+// oidcSections registers client, redirecting to e, and dana (groups devs
+// and ops) with is, and returns newSIEnv's oidc_auth section and ACL.
+func oidcSections(is *oidctest.Issuer, e *siEnv, client string) string {
 	is.AddClient(oidctest.Client{ID: client, Secret: "s3cret", RedirectURI: e.base + "/oidc_auth"})
 	is.AddUser(oidctest.User{Name: "dana", Password: "dana-pw",
 		Claims: map[string]any{"email": "dana@example.com", "groups": []string{"devs", "ops"}}})
-	e.serve(t, fmt.Sprintf(`oidc_auth:
+	return fmt.Sprintf(`oidc_auth:
   issuer: %[1]s
   ca_file: %[2]s
   redirect_url: %[3]s/oidc_auth
@@ -93,8 +108,7 @@ func newSIEnv(t *testing.T, is *oidctest.Issuer, client string) *siEnv {
 acl:
   - match: {labels: {groups: devs}, name: "devs/*"}
     actions: [push, pull]
-`, is.URL, is.CAFile, e.base, client))
-	return e
+`, is.URL, is.CAFile, e.base, client)
 }
 
 var credentialRE = regexp.MustCompile(`id="credential">([^<]+)<`)

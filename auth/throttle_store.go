@@ -56,16 +56,22 @@ const storeLogEvery = 30 * time.Second
 // outlive any one store.
 type storeMetrics struct {
 	fallbacks prometheus.Counter
-	up        atomic.Int64 // 1 when the last call succeeded; -1 without a store
+	// signInFallbacks counts the sign-in revalidation calls
+	// (signin_share.go) made without the store.
+	signInFallbacks prometheus.Counter
+	up              atomic.Int64 // 1 when the last call succeeded; -1 without a store
 }
 
 func newStoreMetrics(reg *prometheus.Registry) *storeMetrics {
 	m := &storeMetrics{fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_throttle_store_fallbacks_total",
 		Help: "Throttle operations counted in this replica's memory because the shared throttle store (throttle.store) did not answer in time.",
+	}), signInFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_signin_store_fallbacks_total",
+		Help: "Sign-in revalidation calls to the shared store (throttle.store) that it did not answer in time: the revalidation used this replica's memory only.",
 	})}
 	m.up.Store(-1)
-	reg.MustRegister(m.fallbacks, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	reg.MustRegister(m.fallbacks, m.signInFallbacks, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gatehouse_throttle_store_up",
 		Help: "1 when the shared throttle store answered the last call, 0 when it did not, -1 when none is configured.",
 	}, func() float64 { return float64(m.up.Load()) }))
@@ -233,35 +239,41 @@ func (s *throttleStore) clear(pk pairKey) bool {
 	})
 }
 
-// call runs f within the timeout, unless the store is marked down.
+// call runs a throttle operation f within the timeout (do).
 func (s *throttleStore) call(f func(context.Context) error) bool {
+	return s.do(s.metrics.fallbacks, f)
+}
+
+// do runs f within the timeout, unless the store is marked down; an
+// operation done without the store is counted in fallbacks.
+func (s *throttleStore) do(fallbacks prometheus.Counter, f func(context.Context) error) bool {
 	if time.Now().UnixNano() < s.downUntil.Load() {
-		s.fallback(nil)
+		s.fallback(fallbacks, nil)
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	if err := f(ctx); err != nil {
 		s.downUntil.Store(time.Now().Add(storeRetry).UnixNano())
-		s.fallback(err)
+		s.fallback(fallbacks, err)
 		return false
 	}
 	if s.metrics.up.Swap(1) == 0 {
-		s.logger.Info("throttle store answers again: failed logins are counted across replicas")
+		s.logger.Info("throttle store answers again: failed logins are counted, and sign-in revalidations shared, across replicas")
 	}
 	return true
 }
 
 // fallback counts an operation done without the store and logs, at most
 // once per storeLogEvery, why.
-func (s *throttleStore) fallback(err error) {
-	s.metrics.fallbacks.Inc()
+func (s *throttleStore) fallback(fallbacks prometheus.Counter, err error) {
+	fallbacks.Inc()
 	s.metrics.up.Store(0)
 	n := s.skipped.Add(1)
 	last := s.lastLog.Load()
 	if now := time.Now().UnixNano(); now-last >= int64(storeLogEvery) && s.lastLog.CompareAndSwap(last, now) {
 		s.skipped.Add(-n)
-		s.logger.Warn("throttle store not answering: failed logins are counted in this replica only (each replica gives its own budget) until it answers",
+		s.logger.Warn("throttle store not answering: failed logins are counted in this replica only (each replica gives its own budget), and sign-in revalidations are this replica's own (a rotated refresh token is not shared), until it answers",
 			"err", err, "fallbacks", n, "retry", storeRetry)
 	}
 }

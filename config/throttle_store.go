@@ -14,7 +14,9 @@ import (
 // attacker the budget of one. Checks in flight stay counted in each
 // replica. When the store does not answer within timeout, the replica
 // counts in its own memory until the store answers again (throttling fails
-// open to per-replica counts; requests are still answered).
+// open to per-replica counts; requests are still answered). The store also
+// shares the sign-in credentials' revalidations (a rotated refresh token,
+// sealed), so that any replica finds the latest (docs/sign-in.md).
 //
 //	throttle:
 //	  store:

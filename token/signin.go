@@ -186,3 +186,32 @@ func (s *SignIns) StateMAC(msg []byte) []byte {
 	m.Write(msg)
 	return m.Sum(nil)
 }
+
+// signInRecordAD prefixes a credential's id in the additional data of a
+// sealed revalidation record, so a record never opens as a credential's
+// sealed refresh token, nor one's as a record.
+const signInRecordAD = "gatehouse sign-in record v1\x00"
+
+// SealRecord seals plain (a revalidation record of the credential id, to
+// be kept outside Gatehouse: the shared store) with AES-GCM under the key
+// that seals refresh tokens in credentials, bound to id: it opens only with
+// the refresh secret, and only as id's record.
+func (s *SignIns) SealRecord(id string, plain []byte) []byte {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, plain, []byte(signInRecordAD+id))
+}
+
+// OpenRecord opens what SealRecord sealed for id; a record of another
+// credential, another secret or altered in any way does not open.
+func (s *SignIns) OpenRecord(id string, sealed []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
+		return nil, errors.New("token: sealed sign-in record too short")
+	}
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(signInRecordAD+id))
+	if err != nil {
+		return nil, fmt.Errorf("token: sealed sign-in record: %w", err)
+	}
+	return plain, nil
+}
