@@ -18,6 +18,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 )
 
 // kmsKeySpec is what Gatehouse needs to know of a KMS key spec it accepts.
@@ -165,7 +166,29 @@ func (k *kmsKey) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 		SigningAlgorithm: k.spec.alg,
 	})
 	if err != nil {
+		if refusedByKMS(err) {
+			err = fmt.Errorf("%w: %w", errKeyRefused, err)
+		}
 		return nil, fmt.Errorf("token: awskms: signing with %s: %w", k.arn, err)
 	}
 	return out.Signature, nil
+}
+
+// refusedByKMS reports whether KMS refused to sign with the key for a
+// reason a retry cannot change: the key is disabled, pending deletion or
+// gone, its usage does not allow signing, or the caller may not use it.
+// Throttling, KMS's internal errors and a key store that is not reachable
+// for the moment are worth a retry.
+func refusedByKMS(err error) bool {
+	var (
+		disabled *types.DisabledException
+		state    *types.KMSInvalidStateException
+		notFound *types.NotFoundException
+		usage    *types.InvalidKeyUsageException
+	)
+	if errors.As(err, &disabled) || errors.As(err, &state) || errors.As(err, &notFound) || errors.As(err, &usage) {
+		return true
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "AccessDeniedException"
 }

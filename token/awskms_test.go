@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gatehouse/gatehouse/internal/kmstest"
@@ -429,4 +430,31 @@ func TestAWSKMSCloseDropsConnections(t *testing.T) {
 			t.Fatalf("%d connections to KMS still open after Close", srv.OpenConns())
 		}
 	}
+}
+
+// TestAWSKMSRefusalIsNotRetried: a key KMS refuses to use (disabled,
+// scheduled for deletion) fails at once, one Sign call, without the retries
+// that a failure of KMS itself gets; enabling the key again recovers.
+func TestAWSKMSRefusalIsNotRetried(t *testing.T) {
+	srv := kmstest.Start(t)
+	id := srv.CreateKey(t, "ECC_NIST_P256")
+	c := kmsConfig(t, t.TempDir(), srv.Ref(id))
+	retries := 2
+	c.KeyRetries = &retries
+	s := kmsSigner(t, c)
+	if _, err := srv.Client().DisableKey(t.Context(), &kms.DisableKeyInput{KeyId: &id}); err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Calls("Sign")
+	_, err := s.Issue("alice", "registry", nil)
+	if !errors.Is(err, ErrSignerUnavailable) || !errors.Is(err, errKeyRefused) {
+		t.Fatalf("Issue with the key disabled = %v, want ErrSignerUnavailable and errKeyRefused", err)
+	}
+	if calls := srv.Calls("Sign") - before; calls != 1 {
+		t.Errorf("KMS got %d Sign calls for a disabled key, want 1 (no retry)", calls)
+	}
+	if _, err := srv.Client().EnableKey(t.Context(), &kms.EnableKeyInput{KeyId: &id}); err != nil {
+		t.Fatal(err)
+	}
+	mustIssue(t, s)
 }

@@ -16,6 +16,11 @@ import (
 // errors.Is.
 var ErrSignerUnavailable = errors.New("token: signing key service unavailable")
 
+// errKeyRefused marks an error of a key service that refuses to sign with
+// the key (disabled, deleted, access denied): trying again cannot help, so
+// signRemote does not. Openers wrap such errors with it.
+var errKeyRefused = errors.New("the key service refuses to sign with the key")
+
 // Defaults for a key held outside the process.
 const (
 	// DefaultKeyTimeout bounds one signing call to a key service.
@@ -175,7 +180,8 @@ type remotePolicy struct {
 
 // signRemote signs digest with k under policy p: each call has its own
 // deadline (never past ctx's), failed calls are retried with a doubling
-// pause, and the final failure wraps ErrSignerUnavailable.
+// pause, and the final failure wraps ErrSignerUnavailable. An error marked
+// errKeyRefused is not retried.
 func signRemote(ctx context.Context, k *externalKey, p remotePolicy, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	var last error
 	pause := p.backoff
@@ -197,7 +203,7 @@ func signRemote(ctx context.Context, k *externalKey, p remotePolicy, digest []by
 			return sig, nil
 		}
 		last = err
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errKeyRefused) {
 			break
 		}
 	}
