@@ -9,10 +9,11 @@ import (
 	"github.com/gatehouse/gatehouse/internal/ldaptest"
 )
 
-// tb lets internal/ldaptest, written for tests, start a slapd in this
-// program. It implements the testing.TB methods ldaptest calls; the
-// embedded interface is nil and only supplies the unexported method, so
-// any other method would panic (none is called).
+// tb lets internal/ldaptest and internal/kmstest, written for tests,
+// start a slapd or a KMS server in this program. It implements the
+// testing.TB methods the two call; the embedded interface is nil and only
+// supplies the unexported method, so any other method would panic (none
+// is called).
 type tb struct {
 	testing.TB
 	dir      string
@@ -20,7 +21,8 @@ type tb struct {
 	failed   bool
 }
 
-// errSkip and errFatal carry t.Skip and t.Fatal out of ldaptest.Start.
+// errSkip and errFatal carry t.Skip and t.Fatal out of ldaptest.Start
+// and kmstest.Start.
 type (
 	errSkip  struct{ msg string }
 	errFatal struct{ msg string }
@@ -45,6 +47,15 @@ func (t *tb) Fatalf(format string, args ...any) {
 	panic(errFatal{fmt.Sprintf(format, args...)})
 }
 func (t *tb) Skip(args ...any) { panic(errSkip{fmt.Sprint(args...)}) }
+func (t *tb) Log(args ...any)  { fmt.Fprintln(os.Stderr, args...) }
+func (t *tb) Errorf(format string, args ...any) {
+	t.failed = true
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+// Setenv sets the variable for the rest of this process (internal/kmstest
+// sets dummy AWS credentials with it).
+func (t *tb) Setenv(key, value string) { _ = os.Setenv(key, value) }
 
 // close runs the cleanups, last first: it stops slapd.
 func (t *tb) close() {

@@ -37,6 +37,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -99,8 +100,11 @@ type result struct {
 	// CPU time (user + system) of the server process and of this process
 	// (the client) during the measurement.
 	serverCPU, clientCPU time.Duration
-	skipped              string
-	sliceRates           []float64 // tokens/s of each round's slice, in round order
+	// CPU time of the key service's own process (the KMS server) during
+	// the measurement; zero for a key file or an HSM module in the server.
+	serviceCPU time.Duration
+	skipped    string
+	sliceRates []float64 // tokens/s of each round's slice, in round order
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -129,6 +133,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == ceilingCommand {
 		os.Exit(serveCeiling(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == kmsCommand {
+		os.Exit(serveKMS(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 
@@ -149,7 +156,7 @@ func parseFlags() (*options, error) {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measurement time of each case")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up time of each case, not measured")
 	conns := flag.String("conns", "8,64", "connection counts, comma-separated")
-	keys := flag.String("keys", "rsa2048,p256", "signing keys: rsa2048, p256")
+	keys := flag.String("keys", "rsa2048,p256", "signing keys: rsa2048, p256 (files); kms-p256 (a KMS API server, a process of its own), hsm-p256 (SoftHSM2, gatehouse built with -tags pkcs11)")
 	cases := flag.String("cases", "ceiling,static,anonymous,ldap-cached,ldap-uncached", "cases to run")
 	flag.StringVar(&o.logTo, "log", "file", "where Gatehouse logs: file (in the work directory) or discard (/dev/null)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "Gatehouse's log level; info writes the audit line of every token, warn shows what it costs")
@@ -168,8 +175,8 @@ func parseFlags() (*options, error) {
 		o.conns = append(o.conns, n)
 	}
 	for k := range strings.SplitSeq(*keys, ",") {
-		if k = strings.TrimSpace(k); k != "rsa2048" && k != "p256" {
-			return nil, fmt.Errorf("-keys: unknown key %q: want rsa2048 or p256", k)
+		if k = strings.TrimSpace(k); k != "rsa2048" && k != "p256" && k != keyKMS && k != keyHSM {
+			return nil, fmt.Errorf("-keys: unknown key %q: want rsa2048, p256, %s or %s", k, keyKMS, keyHSM)
 		}
 		o.keys = append(o.keys, strings.TrimSpace(k))
 	}
@@ -305,13 +312,27 @@ func runAll(ctx context.Context, o *options, dir string) ([]result, error) {
 	}
 	var results []result
 	for _, k := range o.keys {
-		kp, err := writeKey(dir, k)
+		kp, stopKey, skip, err := openKey(ctx, dir, bin, self, k)
 		if err != nil {
 			return nil, err
 		}
+		if skip != "" {
+			for _, n := range o.conns {
+				for _, c := range o.cases {
+					results = append(results, result{c: c, key: kp.name, conns: n, skipped: skip})
+				}
+			}
+			continue
+		}
+		procs.Lock()
+		procs.cleanup = append(procs.cleanup, stopKey)
+		procs.Unlock()
 		for _, n := range o.conns {
 			var cases []caseSpec
 			for _, c := range o.cases {
+				if c.ceiling && kp.ceiling != nil {
+					c.name = "ceiling-file" // the bare server signs with a P-256 file
+				}
 				if c.ldap && slapd == nil {
 					results = append(results, result{c: c, key: kp.name, conns: n, skipped: ldapSkip})
 				} else {
@@ -384,10 +405,11 @@ func runGroup(ctx context.Context, o *options, dir, bin, self string, kp keyPair
 		// follows the same one.
 		for i := range servers {
 			s := servers[(round+i)%len(servers)]
-			srv0, cli0 := processCPU(s.cmd.Process.Pid), processCPU(os.Getpid())
+			srv0, cli0, svc0 := processCPU(s.cmd.Process.Pid), processCPU(os.Getpid()), processCPU(kp.servicePid)
 			d := drive(ctx, s.tr, s.url, s.c.user, s.c.password, conns, slice)
 			s.res.serverCPU += processCPU(s.cmd.Process.Pid) - srv0
 			s.res.clientCPU += processCPU(os.Getpid()) - cli0
+			s.res.serviceCPU += processCPU(kp.servicePid) - svc0
 			s.lat = append(s.lat, d.lat...)
 			s.res.sliceRates = append(s.res.sliceRates, float64(len(d.lat))/d.elapsed.Seconds())
 			s.res.errs += d.errs
@@ -447,7 +469,11 @@ func startServer(o *options, dir, bin, self string, kp keyPair, hash string, sla
 	}
 	defer logFile.Close() // the child has its own descriptor
 	if c.ceiling {
-		s.cmd = exec.Command(self, ceilingCommand, "-addr", addr, "-cert", kp.cert, "-key", kp.key)
+		ck := kp
+		if kp.ceiling != nil {
+			ck = *kp.ceiling
+		}
+		s.cmd = exec.Command(self, ceilingCommand, "-addr", addr, "-cert", ck.cert, "-key", ck.key)
 	} else {
 		co := configOptions{addr: addr, key: kp, hash: hash, noCache: c.noCache, logLevel: o.logLevel}
 		if c.ldap {
@@ -457,10 +483,11 @@ func startServer(o *options, dir, bin, self string, kp keyPair, hash string, sla
 		if err := os.WriteFile(cfgPath, []byte(gatehouseConfig(co)), 0o600); err != nil {
 			return nil, err
 		}
-		if c.bin != "" {
-			bin = c.bin
-		}
+		bin = cmp.Or(c.bin, kp.bin, bin)
 		s.cmd = exec.Command(bin, "serve", cfgPath)
+		if kp.env != nil {
+			s.cmd.Env = append(os.Environ(), kp.env...)
+		}
 	}
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {

@@ -37,8 +37,17 @@ var ldapUser = ldaptest.Dave
 
 // keyPair is a signing key written as PEM files.
 type keyPair struct {
-	name      string // "RSA-2048" or "P-256"
-	cert, key string // paths
+	name      string // "RSA-2048", "P-256", or nameKMS, nameHSM
+	cert, key string // paths; key is a reference (awskms:, pkcs11:) for a key service
+	// With a key service: refresh_secret_file, the environment Gatehouse
+	// needs (credentials, SOFTHSM2_CONF), a Gatehouse binary of its own
+	// ("" for the one built), the key file the ceiling signs with, and
+	// the key service's process (0: none of its own).
+	refresh    string
+	env        []string
+	bin        string
+	ceiling    *keyPair
+	servicePid int
 }
 
 // writeKey generates a key of kind ("rsa2048" or "p256") and a self-signed
@@ -108,9 +117,12 @@ log: {level: %s, format: json}
 token:
   issuer: %q
   expiration: %d
-  certificate: %s
-  key: %s
+  certificate: %q
+  key: %q
 `, o.addr, o.logLevel, benchIssuer, benchExpiration, o.key.cert, o.key.key)
+	if o.key.refresh != "" {
+		fmt.Fprintf(&b, "  refresh_secret_file: %q\n", o.key.refresh)
+	}
 	if o.noCache {
 		b.WriteString("cache: {ttl: 0}\n")
 	}
