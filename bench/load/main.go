@@ -18,8 +18,19 @@
 // the token package's Signer and does nothing else. Every case is printed
 // with its ratio to the ceiling of its key and connection count.
 //
+// -keys kms-p256 and hsm-p256 add keys held by a key service (not run by
+// default): a P-256 key in a KMS API server (local-kms's handlers, this
+// program's hidden kms-serve subcommand, a process of its own whose CPU
+// time per token is printed too) and a P-256 key in a SoftHSM2 token
+// made for the run (Gatehouse built with -tags pkcs11; skipped when
+// softhsm2 is not installed). Their certificates are made with
+// `gatehouse certificate`, signed by the key service. Their ceiling,
+// printed as ceiling-file, signs with a P-256 key file: the ratio says
+// what the key service costs.
+//
 //	go run ./bench/load                      # everything, about 4 minutes
 //	go run ./bench/load -keys p256 -conns 64 -cases ceiling,static,anonymous
+//	go run ./bench/load -keys p256,kms-p256,hsm-p256 -cases ceiling,static,anonymous
 //
 // Everything listens on 127.0.0.1 only. Each case runs -warmup plus
 // -duration (2 s + 10 s by default; at most 30 s together). The cases of

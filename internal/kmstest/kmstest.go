@@ -10,7 +10,8 @@
 //	srv.Restart()                       // same port, same keys
 //	srv.Hang(true)                      // requests are accepted, never answered
 //
-// Only tests import it.
+// Tests import it, and bench/load, which serves it in a process of its own
+// (kms-serve).
 package kmstest
 
 import (
