@@ -260,9 +260,10 @@ func makeCertificate(ctx context.Context, bin string, kp keyPair) error {
 	return nil
 }
 
-// goBuild builds Gatehouse into out, with extra go build flags (cgo on).
+// goBuild builds Gatehouse into out, stripped as `make build-pkcs11`
+// does, with extra go build flags (cgo on).
 func goBuild(ctx context.Context, out string, flags ...string) error {
-	args := append([]string{"build", "-o", out}, flags...)
+	args := append([]string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out}, flags...)
 	cmd := exec.CommandContext(ctx, "go", append(args, "github.com/gatehouse/gatehouse")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
