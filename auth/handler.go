@@ -42,33 +42,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch path {
 	case st.prefix + "/auth", st.prefix + "/auth/token":
-	case st.prefix + "/oidc_auth":
-		if st.signin == nil {
+	case st.prefix + "/oidc_auth", st.prefix + "/google_auth", st.prefix + "/github_auth", st.prefix + "/gitlab_auth":
+		serve := s.signInRoute(st, path[len(st.prefix):])
+		if serve == nil { // the section is not configured
 			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
 			return
 		}
-		s.serveSignIn(w, r, st, st.signin)
-		return
-	case st.prefix + "/google_auth":
-		if st.google == nil {
-			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
-			return
-		}
-		s.serveSignIn(w, r, st, st.google)
-		return
-	case st.prefix + "/github_auth":
-		if st.github == nil {
-			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
-			return
-		}
-		s.serveGithub(w, r, st)
-		return
-	case st.prefix + "/gitlab_auth":
-		if st.gitlab == nil {
-			writeError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not found"})
-			return
-		}
-		s.serveGitlab(w, r, st)
+		serve(w, r)
 		return
 	case st.prefix + "/", st.prefix:
 		if st.signIns() == nil || path == "" {
@@ -168,4 +148,20 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request, st *state) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// signInRoute returns what serves a sign-in flow's path (below the prefix),
+// or nil when its section is not configured.
+func (s *Server) signInRoute(st *state, path string) http.HandlerFunc {
+	switch {
+	case path == "/oidc_auth" && st.signin != nil:
+		return func(w http.ResponseWriter, r *http.Request) { s.serveSignIn(w, r, st, st.signin) }
+	case path == "/google_auth" && st.google != nil:
+		return func(w http.ResponseWriter, r *http.Request) { s.serveSignIn(w, r, st, st.google) }
+	case path == "/github_auth" && st.github != nil:
+		return func(w http.ResponseWriter, r *http.Request) { s.serveGithub(w, r, st) }
+	case path == "/gitlab_auth" && st.gitlab != nil:
+		return func(w http.ResponseWriter, r *http.Request) { s.serveGitlab(w, r, st) }
+	}
+	return nil
 }
