@@ -119,6 +119,11 @@ func TestTokenEndpoint(t *testing.T) {
 		{"POST without a form", "POST", "/gh/auth", "alice", "alicepw", 400, "", "", CodeBadRequest},
 		{"PUT", "PUT", "/gh/auth?service=registry", "alice", "alicepw", 405, "", "", CodeUnsupported},
 		{"outside the prefix", "GET", "/auth?service=registry", "alice", "alicepw", 404, "", "", CodeNotFound},
+		{"oidc_auth not configured", "GET", "/gh/oidc_auth", "-", "", 404, "", "", CodeNotFound},
+		{"google_auth not configured", "GET", "/gh/google_auth", "-", "", 404, "", "", CodeNotFound},
+		{"github_auth not configured", "GET", "/gh/github_auth", "-", "", 404, "", "", CodeNotFound},
+		{"gitlab_auth not configured", "GET", "/gh/gitlab_auth", "-", "", 404, "", "", CodeNotFound},
+		{"a sign-in path outside the prefix", "GET", "/github_auth", "-", "", 404, "", "", CodeNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
