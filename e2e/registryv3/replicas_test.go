@@ -54,6 +54,32 @@ func renderExample(t *testing.T, replicas []string, listen, accessLog string) st
 	return strings.Join(out, "")
 }
 
+// startReplicas starts three processes of bin with cfg, named replica-1…3,
+// and waits until each is ready.
+func startReplicas(t *testing.T, bin, cfg string) (replicas []*harness.Process, addrs []string) {
+	t.Helper()
+	for i := range 3 {
+		p := harness.StartProcess(t, bin, cfg, fmt.Sprintf("replica-%d", i+1), harness.FreePort(t))
+		replicas, addrs = append(replicas, p), append(addrs, p.Addr)
+	}
+	for _, p := range replicas {
+		p.WaitReady(t, 15*time.Second)
+	}
+	return replicas, addrs
+}
+
+// startExampleNginx starts nginx in dir/nginx with examples/nginx's
+// configuration in front of addrs, on a free loopback port; it returns
+// nginx and that port.
+func startExampleNginx(t *testing.T, nginxBin, dir string, addrs []string) (*harness.Nginx, int) {
+	t.Helper()
+	port := harness.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	nginxDir := filepath.Join(dir, "nginx")
+	accessLog := filepath.Join(nginxDir, "access.log")
+	return harness.StartNginx(t, nginxBin, nginxDir, addr, accessLog, renderExample(t, addrs, addr, accessLog)), port
+}
+
 // TestNginxExampleConfig checks the example as written, TLS included, with
 // `nginx -t`.
 func TestNginxExampleConfig(t *testing.T) {
@@ -109,21 +135,9 @@ func TestReplicasBehindNginx(t *testing.T) {
 	key := harness.WriteSigningKey(t, harness.ECP256, dir)
 	cfg := harness.WriteBinaryConfig(t, dir, harness.GatehouseOptions{Key: key, Anonymous: true},
 		"  real_ip_header: X-Forwarded-For\n  real_ip_pos: -1\n")
-	bin := harness.BuildGatehouse(t)
-	var replicas []*harness.Process
-	var addrs []string
-	for i := range 3 {
-		p := harness.StartProcess(t, bin, cfg, fmt.Sprintf("replica-%d", i+1), harness.FreePort(t))
-		replicas, addrs = append(replicas, p), append(addrs, p.Addr)
-	}
-	for _, p := range replicas {
-		p.WaitReady(t, 15*time.Second)
-	}
-	nginxPort := harness.FreePort(t)
+	replicas, addrs := startReplicas(t, harness.BuildGatehouse(t), cfg)
+	ngx, nginxPort := startExampleNginx(t, nginxBin, dir, addrs)
 	nginxAddr := fmt.Sprintf("127.0.0.1:%d", nginxPort)
-	nginxDir := filepath.Join(dir, "nginx")
-	accessLog := filepath.Join(nginxDir, "access.log")
-	ngx := harness.StartNginx(t, nginxBin, nginxDir, nginxAddr, accessLog, renderExample(t, addrs, nginxAddr, accessLog))
 	realm := fmt.Sprintf("http://localhost:%d/auth", nginxPort)
 	env := harness.NewExternalEnv(t, newRegistry, key, realm)
 	client := &http.Client{Timeout: 30 * time.Second}

@@ -67,11 +67,8 @@ func TestRollingKeyRotation(t *testing.T) {
 	for _, r := range replicas {
 		r.WaitReady(t, 15*time.Second)
 	}
-	nginxPort := harness.FreePort(t)
+	_, nginxPort := startExampleNginx(t, nginxBin, dir, addrs)
 	nginxAddr := fmt.Sprintf("127.0.0.1:%d", nginxPort)
-	nginxDir := filepath.Join(dir, "nginx")
-	accessLog := filepath.Join(nginxDir, "access.log")
-	harness.StartNginx(t, nginxBin, nginxDir, nginxAddr, accessLog, renderExample(t, addrs, nginxAddr, accessLog))
 	reg := &restartableRegistry{storage: filepath.Join(dir, "registry")}
 	env := harness.NewExternalEnv(t, reg.start, oldKey, fmt.Sprintf("http://localhost:%d/auth", nginxPort))
 	client := &http.Client{Timeout: 30 * time.Second}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -43,21 +42,9 @@ func TestSharedThrottleBehindNginx(t *testing.T) {
 		accountIPLimit, strconv.Quote(redis.Addr))
 	cfg := harness.WriteBinaryConfig(t, dir, harness.GatehouseOptions{Key: key, Anonymous: true, ExtraSections: throttle},
 		"  real_ip_header: X-Forwarded-For\n  real_ip_pos: -1\n")
-	bin := harness.BuildGatehouse(t)
-	var replicas []*harness.Process
-	var addrs []string
-	for i := range 3 {
-		p := harness.StartProcess(t, bin, cfg, fmt.Sprintf("replica-%d", i+1), harness.FreePort(t))
-		replicas, addrs = append(replicas, p), append(addrs, p.Addr)
-	}
-	for _, p := range replicas {
-		p.WaitReady(t, 15*time.Second)
-	}
-	nginxPort := harness.FreePort(t)
-	nginxAddr := fmt.Sprintf("127.0.0.1:%d", nginxPort)
-	nginxDir := filepath.Join(dir, "nginx")
-	accessLog := filepath.Join(nginxDir, "access.log")
-	ngx := harness.StartNginx(t, nginxBin, nginxDir, nginxAddr, accessLog, renderExample(t, addrs, nginxAddr, accessLog))
+	replicas, addrs := startReplicas(t, harness.BuildGatehouse(t), cfg)
+	ngx, port := startExampleNginx(t, nginxBin, dir, addrs)
+	nginxAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	client := &http.Client{Timeout: 30 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
 	viaNginx := "http://" + nginxAddr + "/auth"
