@@ -122,19 +122,7 @@ acl:
 	t.Cleanup(func() { cmd.Process.Kill() })
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/auth?service=registry&scope=repository:alice/app:pull", port)
-	var resp *http.Response
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.SetBasicAuth("alice", "alicepw")
-		var err error
-		if resp, err = http.DefaultClient.Do(req); err == nil {
-			break
-		}
-	}
-	if resp == nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("no token: %v\n%s", resp, logs.String())
-	}
-	resp.Body.Close()
+	testutil.WaitForToken(t, url, "alice", "alicepw", &logs)
 
 	// A request in flight when SIGTERM arrives: checking slow's password
 	// (bcrypt cost 14, or 11 under the race detector) takes about a second.

@@ -80,19 +80,7 @@ func TestServeStopsWhenContextDone(t *testing.T) {
 	go func() { done <- Serve(ctx, path, "v1.2.3-test", &logs) }()
 
 	url := "http://" + addr + "/auth?service=registry&scope=repository:alice/app:pull"
-	var resp *http.Response
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.SetBasicAuth("alice", "alicepw")
-		var err error
-		if resp, err = http.DefaultClient.Do(req); err == nil {
-			break
-		}
-	}
-	if resp == nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("no token: %v\n%s", resp, logs.String())
-	}
-	resp.Body.Close()
+	testutil.WaitForToken(t, url, "alice", "alicepw", &logs)
 	mresp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil || mresp.StatusCode != http.StatusOK {
 		t.Fatalf("metrics: %v %v", mresp, err)
